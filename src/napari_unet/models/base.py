@@ -1,0 +1,113 @@
+"""What U-Net and UNet++ share: forward with optional pruning, geometry, the model container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..config import CLASS_NAMES, ModelConfig, Normalization
+from .blocks import center_crop, nested_output_sizes, receptive_radius
+
+REPRESENTATION = "background-interior-boundary"
+
+
+class SegmentationNetwork(nn.Module):
+    """A fully convolutional network returning per-pixel class logits.
+
+    Subclasses implement :meth:`forward_heads`; everything geometric is derived here from
+    the config so the tiler and the trainer treat both architectures alike.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """Inference levels this network can be pruned to (UNet++ with deep supervision)."""
+        return (self.config.depth,)
+
+    def check_level(self, level: int | None) -> int:
+        """Return the depth a forward pass at ``level`` uses; refuse levels the net lacks."""
+        if level is None:
+            return self.config.depth
+        if isinstance(level, bool) or not isinstance(level, int) or level not in self.levels:
+            raise ValueError(
+                f"prune_level must be one of {list(self.levels)} or None for this "
+                f"{self.config.arch} (depth {self.config.depth}"
+                f"{', deep supervision' if self.config.deep_supervision else ''}), got {level!r}"
+            )
+        return level
+
+    def forward_heads(self, x: torch.Tensor, level: int | None = None) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, level: int | None = None) -> torch.Tensor:
+        """Class logits ``(N, classes, h, w)``; several heads are averaged as probabilities."""
+        heads = self.forward_heads(x, level)
+        if len(heads) == 1:
+            return heads[0]
+        height, width = heads[-1].shape[-2:]
+        probabilities = torch.stack(
+            [F.softmax(center_crop(head, height, width).float(), dim=1) for head in heads]
+        ).mean(0)
+        return torch.log(probabilities.clamp_min(1e-12))
+
+    def output_size(self, input_size: int, level: int | None = None) -> int | None:
+        """Output size along one axis for ``input_size`` input pixels, None if unusable."""
+        depth = self.check_level(level)
+        sizes = nested_output_sizes(input_size, depth, self.config.padding, self.config.upsampling)
+        return None if sizes is None else sizes[(0, depth)]
+
+    def alignment(self, level: int | None = None) -> int:
+        """Shifts that are multiples of this many pixels commute with the network."""
+        return 2 ** self.check_level(level)
+
+    def receptive_radius(self, level: int | None = None) -> int:
+        return receptive_radius(self.check_level(level), self.config.upsampling)
+
+
+@dataclass
+class SegmentationModel:
+    """A network plus everything needed to use it on raw images.
+
+    Attributes
+    ----------
+    network : SegmentationNetwork
+        The torch module (``model.network``).
+    normalization : Normalization
+        Intensity normalisation applied once per image or plane.
+    class_names : tuple of str
+        Output classes, in channel order.
+    name : str
+        Shown in menus and stored in files.
+    history : list of dict
+        Training runs that produced these weights (recipe, steps, final loss, metrics).
+    """
+
+    network: SegmentationNetwork
+    normalization: Normalization = field(default_factory=Normalization)
+    class_names: tuple[str, ...] = CLASS_NAMES
+    name: str = "untitled"
+    history: list[dict] = field(default_factory=list)
+    representation: str = REPRESENTATION
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.network.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.network.parameters())
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"SegmentationModel(name={self.name!r}, arch={c.arch!r}, depth={c.depth}, "
+                f"base_channels={c.base_channels}, padding={c.padding!r}, "
+                f"parameters={self.parameter_count():,})")

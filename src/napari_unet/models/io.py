@@ -1,0 +1,233 @@
+"""Model files: safetensors tensors + JSON metadata. Loading never unpickles anything.
+
+A model file is a plain safetensors file whose metadata holds one JSON document under the
+key ``napari_unet``: format version, architecture config, normalisation, class names,
+output representation, training history and the package version that wrote it. The
+header is read and checked (size, keys, shapes) before a single tensor is allocated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..config import ModelConfig, Normalization, config_from_dict
+from ..devices import resolve_device
+from .base import SegmentationModel
+from .registry import build_network
+
+FORMAT = "napari-unet-model"
+FORMAT_VERSION = 1
+METADATA_KEY = "napari_unet"
+SUFFIX = ".safetensors"
+# a header bigger than this is not ours: refuse before reading it into memory
+MAX_HEADER_BYTES = 16 * 2**20
+_DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "U8": 1, "BOOL": 1}
+
+
+class ModelFileError(ValueError):
+    """A file that is not a usable napari-unet model; the message names file and problem."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def _package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _pretrained_dir():
+    return resources.files("napari_unet") / "pretrained"
+
+
+def list_models() -> list[str]:
+    """Names of the models shipped with the package (usable wherever a model is asked for)."""
+    folder = _pretrained_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name[: -len(SUFFIX)] for entry in folder.iterdir() if entry.name.endswith(SUFFIX))
+
+
+def save_model(model: SegmentationModel, path) -> Path:
+    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    A crash mid-write leaves any previous file at ``path`` intact and no partial file under
+    its name. Returns the path written.
+    """
+    from safetensors.torch import save_file
+
+    if not isinstance(model, SegmentationModel):
+        raise TypeError(f"model must be a SegmentationModel, got {type(model).__name__}")
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        raise ValueError(f"path must end in {SUFFIX} (model files are safetensors), got {str(path)!r}")
+    if not path.parent.is_dir():
+        raise ValueError(f"path: folder {str(path.parent)!r} does not exist")
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": model.name,
+        "config": model.config.__dict__,
+        "normalization": model.normalization.__dict__,
+        "class_names": list(model.class_names),
+        "representation": model.representation,
+        "history": model.history,
+        "package_version": _package_version(),
+    }
+    tensors = {key: value.detach().to("cpu").contiguous().clone()
+               for key, value in model.network.state_dict().items()}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata={METADATA_KEY: json.dumps(document)})
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_header(path) -> tuple[dict, dict]:
+    """Return ``(tensor_entries, metadata_document)`` of a model file after checking it.
+
+    Raises :class:`ModelFileError` for anything that is not a complete napari-unet
+    safetensors file, without allocating more than the (bounded) header.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such file")
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        prefix = stream.read(8)
+        if prefix[:2] == b"PK" or prefix[:1] == b"\x80":
+            raise ModelFileError(
+                path, "this is a PyTorch pickle checkpoint; napari-unet only loads safetensors "
+                      "model files because unpickling can run arbitrary code")
+        if len(prefix) < 8:
+            raise ModelFileError(path, f"not a model file (only {size} bytes)")
+        (header_bytes,) = struct.unpack("<Q", prefix)
+        if header_bytes > min(MAX_HEADER_BYTES, size - 8):
+            raise ModelFileError(
+                path, f"not a safetensors model file (header announces {header_bytes} bytes, "
+                      f"file has {size})")
+        try:
+            header = json.loads(stream.read(header_bytes))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ModelFileError(path, "not a safetensors model file (header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(path, "not a safetensors model file (header is not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    if METADATA_KEY not in metadata:
+        raise ModelFileError(path, "a safetensors file but not a napari-unet model (no napari_unet metadata)")
+    try:
+        document = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError:
+        raise ModelFileError(path, "napari_unet metadata is not valid JSON") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ModelFileError(path, "napari_unet metadata has an unknown format")
+    if document.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(path, f"written by a newer napari-unet (format {document['format_version']}); "
+                                   "upgrade napari-unet to load it")
+    end = 0
+    for key, entry in header.items():
+        try:
+            start, stop = entry["data_offsets"]
+            expected = _DTYPE_BYTES[entry["dtype"]] * int(torch.Size(entry["shape"]).numel())
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(path, f"tensor {key!r} has a malformed header entry") from None
+        if stop - start != expected:
+            raise ModelFileError(path, f"tensor {key!r} announces {stop - start} bytes for shape "
+                                       f"{entry['shape']} ({expected} expected)")
+        end = max(end, stop)
+    if 8 + header_bytes + end != size:
+        raise ModelFileError(path, f"file is truncated or padded: tensors need {8 + header_bytes + end} "
+                                   f"bytes, file has {size}")
+    return header, document
+
+
+def _model_from_document(path, header: dict, document: dict) -> SegmentationModel:
+    try:
+        config = config_from_dict(ModelConfig, document["config"])
+        normalization = config_from_dict(Normalization, document.get("normalization", {}))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(path, f"incompatible architecture metadata: {error}") from None
+    network = build_network(config)
+    expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    stored = {key: tuple(entry["shape"]) for key, entry in header.items()}
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        detail = "; ".join(part for part in (
+            f"missing {', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}" if missing else "",
+            f"unexpected {', '.join(unexpected[:3])}{'...' if len(unexpected) > 3 else ''}" if unexpected else "",
+        ) if part)
+        raise ModelFileError(path, f"tensors do not match the {config.arch} architecture ({detail})")
+    wrong = [key for key in expected if expected[key] != stored[key]]
+    if wrong:
+        key = wrong[0]
+        raise ModelFileError(path, f"tensor {key!r} has shape {list(stored[key])}, the architecture "
+                                   f"needs {list(expected[key])}")
+    return SegmentationModel(
+        network=network,
+        normalization=normalization,
+        class_names=tuple(document.get("class_names", ())) or SegmentationModel.class_names,
+        name=str(document.get("name", Path(path).stem)),
+        history=list(document.get("history", [])),
+        representation=document.get("representation", SegmentationModel.representation),
+    )
+
+
+def load_model(name_or_path, device: str = "auto") -> SegmentationModel:
+    """Load a shipped model by name (see :func:`list_models`) or a model file by path.
+
+    Parameters
+    ----------
+    name_or_path : str, Path or SegmentationModel
+        A shipped model's name, a ``.safetensors`` path, or a model (returned on ``device``).
+    device : str
+        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, a pickle, corrupt, truncated, or not a compatible model.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    target = resolve_device(device)
+    if isinstance(name_or_path, SegmentationModel):
+        name_or_path.network.to(target)
+        return name_or_path
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"model must be a model, a shipped model name or a file path, got {name_or_path!r}")
+    path = Path(name_or_path)
+    if not path.exists() and isinstance(name_or_path, str) and name_or_path in list_models():
+        path = Path(str(_pretrained_dir() / f"{name_or_path}{SUFFIX}"))
+    elif not path.exists():
+        shipped = ", ".join(list_models()) or "none"
+        raise ModelFileError(path, f"no such file, and not a shipped model name (shipped: {shipped})")
+    header, document = read_header(path)
+    model = _model_from_document(path, header, document)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except SafetensorError as error:
+        raise ModelFileError(path, f"corrupt tensor data ({error})") from None
+    bad = [key for key, value in tensors.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise ModelFileError(path, f"tensor {bad[0]!r} holds NaN or infinite values")
+    model.network.load_state_dict(tensors)
+    model.network.to(target).eval()
+    return model

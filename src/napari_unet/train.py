@@ -1,0 +1,491 @@
+"""Fine-tuning (and pretraining) with the U-Net recipe: border weight maps, elastic
+augmentation, sparse annotations.
+
+``iter_finetune`` is a generator of small typed events (one per optimiser step) so a
+widget can show progress and stop at any step; ``finetune`` drains it for scripts. The
+caller's model is never modified: training works on a copy, handed out with each event.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .augment import AugmentConfig, augment_sample
+from .config import TrainConfig
+from .devices import autocast, is_out_of_memory, resolve_device
+from .images import describe_image, intensity_range, to_model_channels
+from .instances import check_labels, labels_to_classes
+from .models import SegmentationModel, load_model
+from .tiling import axis_geometry, mirror_indices, round_up
+from .weights import border_cutoff, class_balance_weights, nearest_two_cell_distances
+
+WARMUP_FRACTION = 0.05
+FINAL_LR_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """One optimiser step finished. ``model`` holds the weights after it."""
+
+    step: int
+    iterations: int
+    loss: float
+    learning_rate: float
+    elapsed: float
+    eta: float
+    batch_size: int
+    model: SegmentationModel
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Scores on the held-out annotations after ``step`` ("loss", "ap50", "iou")."""
+
+    step: int
+    metrics: dict
+    model: SegmentationModel
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know that does not stop training (e.g. batch halved)."""
+
+    step: int
+    message: str
+
+
+@dataclass(frozen=True)
+class TrainFinished:
+    """Training ended: "completed", or "diverged" (weights of the last good step restored)."""
+
+    model: SegmentationModel
+    steps: int
+    reason: str
+    message: str
+
+
+# --------------------------------------------------------------------------------------
+# annotations
+
+
+def annotated_mask(shape: tuple[int, int], regions, *, name: str = "regions") -> np.ndarray:
+    """Where pixels are annotated: everywhere (None), a bool mask, or rectangles.
+
+    Rectangles are ``(y0, y1, x0, x1)`` in pixels, end exclusive, inside the image.
+    """
+    if regions is None:
+        return np.ones(shape, dtype=bool)
+    array = np.asarray(regions) if not isinstance(regions, list) else None
+    if array is not None and array.dtype == bool:
+        if array.shape != shape:
+            raise ValueError(f"{name} mask has shape {array.shape}, the image is {shape}")
+        return array.copy()
+    mask = np.zeros(shape, dtype=bool)
+    for rectangle in regions:
+        try:
+            y0, y1, x0, x1 = (int(round(float(v))) for v in rectangle)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a bool mask or (y0, y1, x0, x1) rectangles, got {rectangle!r}") from None
+        if not (0 <= y0 < y1 <= shape[0] and 0 <= x0 < x1 <= shape[1]):
+            raise ValueError(f"{name}: rectangle {(y0, y1, x0, x1)} is empty or outside the image {shape}")
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+@dataclass
+class Annotation:
+    """One image prepared for training: normalised pixels and per-pixel targets."""
+
+    image: np.ndarray  # (C, Y, X) float32, normalised
+    labels: np.ndarray  # (Y, X) instance labels
+    weights: np.ndarray  # (Y, X) float32, 0 where ignored
+    annotated: np.ndarray  # (Y, X) bool
+    cell_pixels: np.ndarray  # flat indices of annotated cell pixels
+    any_pixels: np.ndarray  # flat indices of annotated pixels
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def training_weight_map(labels, *, regions=None, config: TrainConfig | None = None,
+                        class_weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel loss weights used in training: ``w_c + w0 * exp(-(d1 + d2)^2 / 2 sigma^2)``.
+
+    Parameters
+    ----------
+    labels : (Y, X) ndarray of int
+        Instance labels, 0 = background (inside the regions).
+    regions : None, (Y, X) bool ndarray or list of (y0, y1, x0, x1)
+        Annotated area; weights are 0 elsewhere.
+    config : TrainConfig
+        ``w0``, ``sigma`` and ``class_balance``.
+    class_weights : (3,) ndarray, optional
+        w_c per class (background, interior, boundary); computed from ``labels`` if omitted.
+
+    Returns
+    -------
+    (Y, X) float32 ndarray
+    """
+    config = config or TrainConfig()
+    labels = check_labels(labels)
+    annotated = annotated_mask(labels.shape, regions)
+    classes = labels_to_classes(labels)
+    if not config.class_balance:
+        balance = np.ones(labels.shape, dtype=np.float32)
+    elif class_weights is None:
+        balance = class_balance_weights(classes, ignore=~annotated)
+    else:
+        balance = class_weights[classes].astype(np.float32)
+    nearest, second = nearest_two_cell_distances(labels, cutoff=border_cutoff(config.sigma))
+    weights = balance + (config.w0 * np.exp(-((nearest + second) ** 2) / (2 * config.sigma**2))).astype(np.float32)
+    weights[~annotated] = 0
+    return weights
+
+
+def prepare_annotations(model: SegmentationModel, images, labels, regions=None,
+                        config: TrainConfig | None = None, *, name: str = "images") -> list[Annotation]:
+    """Check and prepare (image, labels, region) triples; raise before any training starts."""
+    config = config or TrainConfig()
+    images, labels = _as_list(images), _as_list(labels)
+    regions = _as_list(regions) if regions is not None else [None] * len(images)
+    if not images:
+        raise ValueError(f"{name}: no image given")
+    if len(labels) != len(images) or len(regions) != len(images):
+        raise ValueError(f"{name}, labels and regions must pair up: got {len(images)} images, "
+                         f"{len(labels)} labels and {len(regions)} regions")
+    triples = []
+    for index, (image, label, region) in enumerate(zip(images, labels, regions)):
+        layout = describe_image(image)
+        if layout.stacked:
+            raise ValueError(f"{name}[{index}] has shape {layout.shape}: train on 2-D (Y, X) or RGB planes")
+        label = check_labels(label, name=f"labels[{index}]")
+        if label.shape != layout.plane_shape:
+            raise ValueError(f"labels[{index}] has shape {label.shape}, its image is {layout.plane_shape}")
+        annotated = annotated_mask(layout.plane_shape, region, name=f"regions[{index}]")
+        label = np.where(annotated, label, 0)
+        triples.append((image, layout, label, annotated))
+    if not any((label > 0).any() for _, _, label, _ in triples):
+        raise ValueError("labels: no annotated cell (inside the regions) — paint at least one cell")
+    classes = [labels_to_classes(label) for _, _, label, _ in triples]
+    counts = sum(np.bincount(c[a], minlength=3) for c, (_, _, _, a) in zip(classes, triples))
+    present = counts > 0
+    class_weights = np.zeros(3, dtype=np.float64)
+    class_weights[present] = counts.sum() / (present.sum() * counts[present])
+    annotations = []
+    for (image, layout, label, annotated) in triples:
+        scale = intensity_range(image, layout, model.normalization, model.config.in_channels)
+        pixels = scale.apply(to_model_channels(np.asarray(image), layout, model.config.in_channels))
+        weights = training_weight_map(label, regions=annotated, config=config, class_weights=class_weights)
+        annotations.append(Annotation(
+            image=pixels, labels=label, weights=weights, annotated=annotated,
+            cell_pixels=np.flatnonzero(annotated & (label > 0)), any_pixels=np.flatnonzero(annotated)))
+    return annotations
+
+
+# --------------------------------------------------------------------------------------
+# patches
+
+
+class PatchSampler:
+    """Draws augmented training patches: network input plus output-sized targets.
+
+    A patch's output window is centred on a random annotated pixel (half the time a cell
+    pixel); its input adds the network's context, mirrored past the image border.
+    """
+
+    def __init__(self, network, annotations: list[Annotation], config: TrainConfig):
+        alignment = network.alignment()
+        self.geometry = axis_geometry(network, round_up(config.patch_size, alignment))
+        # full output size of the network for the patch input (>= the kept step)
+        self.extent = (self.geometry.input_size if network.config.padding == "same"
+                       else network.output_size(self.geometry.input_size))
+        self.annotations = annotations
+        self.augment = AugmentConfig() if config.augment else None
+        sizes = np.array([a.any_pixels.size for a in annotations], dtype=float)
+        self.image_probability = sizes / sizes.sum()
+
+    @property
+    def output_size(self) -> int:
+        return self.geometry.step
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(input (C, I, I) float32, classes (O, O) int64, weights (O, O) float32)``."""
+        annotation = self.annotations[rng.choice(len(self.annotations), p=self.image_probability)]
+        pool = annotation.cell_pixels if annotation.cell_pixels.size and rng.random() < 0.5 else annotation.any_pixels
+        cy, cx = np.unravel_index(pool[rng.integers(pool.size)], annotation.labels.shape)
+        g = self.geometry
+        y0 = int(cy) - g.step // 2 - g.halo
+        x0 = int(cx) - g.step // 2 - g.halo
+        height, width = annotation.labels.shape
+        rows = mirror_indices(y0, y0 + g.input_size, height)
+        cols = mirror_indices(x0, x0 + g.input_size, width)
+        index = np.ix_(rows, cols)
+        image = annotation.image[(slice(None),) + index]
+        labels, weights = annotation.labels[index], annotation.weights[index]
+        # mirrored pixels are plausible input but not annotations
+        outside = ((np.arange(y0, y0 + g.input_size) < 0) | (np.arange(y0, y0 + g.input_size) >= height))[:, None] \
+            | ((np.arange(x0, x0 + g.input_size) < 0) | (np.arange(x0, x0 + g.input_size) >= width))[None, :]
+        weights = np.where(outside, 0, weights).astype(np.float32)
+        if self.augment is not None:
+            sample = augment_sample(np.moveaxis(image, 0, -1), labels, rng, weights=weights, config=self.augment)
+            image, labels, weights = np.moveaxis(sample.image, -1, 0), sample.labels, sample.weights
+        classes = labels_to_classes(labels)
+        extent = self.extent
+        start = (g.input_size - extent) // 2
+        crop = slice(start, start + extent)
+        return (np.ascontiguousarray(image, dtype=np.float32), classes[crop, crop].astype(np.int64),
+                np.ascontiguousarray(weights[crop, crop], dtype=np.float32))
+
+    def batches(self, seed: int, batch_size: int, workers: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Endless batches; ``workers`` > 0 prepares them in background processes."""
+        if workers == 0:
+            rng = np.random.default_rng(seed)
+            while True:
+                yield _collate([self.sample(rng) for _ in range(batch_size)])
+        loader = torch.utils.data.DataLoader(_PatchStream(self, seed), batch_size=batch_size,
+                                             num_workers=workers, collate_fn=_collate)
+        yield from loader
+
+
+def _collate(samples) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    inputs, classes, weights = zip(*samples)
+    return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(classes)), torch.from_numpy(np.stack(weights))
+
+
+class _PatchStream(torch.utils.data.IterableDataset):
+    """Patches from a sampler; each worker process draws from its own seeded generator."""
+
+    def __init__(self, sampler: PatchSampler, seed: int):
+        self.sampler, self.seed = sampler, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, 0 if info is None else info.id])
+        while True:
+            yield self.sampler.sample(rng)
+
+
+# --------------------------------------------------------------------------------------
+# loss and schedule
+
+
+def weighted_loss(heads: list[torch.Tensor], classes: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Pixel-wise softmax cross entropy weighted by the map, averaged over the heads.
+
+    Each head (UNet++ deep supervision has several, of different sizes) is compared with the
+    centre of the targets; the loss is ``sum(w * CE) / sum(w)`` per head, then the mean over
+    heads (equal weights, as in the UNet++ paper).
+    """
+    losses = []
+    for head in heads:
+        height, width = head.shape[-2:]
+        top, left = (classes.shape[-2] - height) // 2, (classes.shape[-1] - width) // 2
+        target = classes[..., top:top + height, left:left + width]
+        weight = weights[..., top:top + height, left:left + width]
+        pixel_loss = F.cross_entropy(head.float(), target, reduction="none")
+        losses.append((pixel_loss * weight).sum() / weight.sum().clamp_min(1e-6))
+    return torch.stack(losses).mean()
+
+
+def learning_rate_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up over the first 5 % of steps, then cosine decay to 5 % of the peak."""
+    warmup = max(1, int(config.iterations * WARMUP_FRACTION))
+    if step < warmup:
+        return config.learning_rate * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.iterations - warmup)
+    floor = FINAL_LR_FRACTION * config.learning_rate
+    return floor + (config.learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _optimiser(network, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(network.parameters(), lr=config.learning_rate, momentum=0.99)
+    return torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+
+
+def _train_mode(network, freeze_batchnorm: bool) -> None:
+    network.train()
+    if freeze_batchnorm:
+        for module in network.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+# --------------------------------------------------------------------------------------
+# the loop
+
+
+def iter_finetune(model, images, labels, *, regions=None, validation: Sequence | None = None,
+                  config: TrainConfig | None = None) -> Iterator[TrainStep | Validation | Notice | TrainFinished]:
+    """Fine-tune a copy of ``model`` on annotated images, yielding an event per step.
+
+    Parameters
+    ----------
+    model : SegmentationModel, str or path
+        Starting point (a shipped name such as "nuclei", a file, or a model). Not modified.
+    images : (Y, X) or (Y, X, 3) array, or a list of them
+    labels : (Y, X) int array, or a list (one per image)
+        Inside the regions 0 is background and k > 0 is cell k.
+    regions : None, or a list (one per image) of None | (Y, X) bool mask | [(y0, y1, x0, x1), ...]
+        Where the labels are complete. Outside, nothing is learned (not even background).
+        To leave a spot inside a region unlearned, leave it out of the mask (or draw the
+        rectangles around it).
+    validation : list of (image, labels), optional
+        Held-out fully annotated images, scored every ``config.validate_every`` steps; the
+        best-scoring weights (AP@0.5) are kept.
+    config : TrainConfig, optional
+
+    Yields
+    ------
+    TrainStep, Validation, Notice, and finally TrainFinished.
+    Stopping the iteration early leaves the last yielded ``model`` usable.
+
+    Raises
+    ------
+    ValueError
+        Before the first event, for unusable annotations (no cell, shape mismatch, ...).
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    base = load_model(model, device="cpu")
+    working = copy.deepcopy(base)
+    network = working.network
+    annotations = prepare_annotations(working, images, labels, regions, config)
+    validation = [(np.asarray(i), check_labels(l, name="validation labels")) for i, l in (validation or [])]
+    sampler = PatchSampler(network, annotations, config)
+    network.to(device)
+    optimiser = _optimiser(network, config)
+    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" and device.type == "cuda" else None
+    torch.manual_seed(config.seed)
+    batch_size = config.batch_size
+    batches = sampler.batches(config.seed, config.batch_size, config.workers)
+    best = (-1.0, None)
+    start = time.perf_counter()
+    last_good = copy.deepcopy(network.state_dict())
+    recent: list[float] = []
+    step = 0
+    while step < config.iterations:
+        rate = learning_rate_at(step, config)
+        for group in optimiser.param_groups:
+            group["lr"] = rate
+        inputs, classes, weights = (tensor[:batch_size] for tensor in next(batches))
+        _train_mode(network, config.freeze_batchnorm)
+        try:
+            loss = _step(network, optimiser, scaler, inputs, classes, weights, device, config.precision)
+        except Exception as error:  # noqa: BLE001 - only allocation failures are retried
+            if not is_out_of_memory(error) or batch_size == 1:
+                raise
+            optimiser.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            batch_size //= 2
+            yield Notice(step=step, message=f"out of memory: continuing with batch size {batch_size}")
+            continue
+        if not math.isfinite(loss):
+            network.load_state_dict(last_good)
+            network.eval()
+            working.history.append(_history_entry(config, step, recent, "diverged", annotations))
+            yield TrainFinished(model=working, steps=step, reason="diverged", message=(
+                f"loss became {loss} at step {step + 1} (learning rate {rate:.2g}); the weights of the "
+                f"last good step were restored — try a lower learning rate"))
+            return
+        last_good = {key: value.detach().clone() for key, value in network.state_dict().items()}
+        step += 1
+        recent = (recent + [loss])[-20:]
+        elapsed = time.perf_counter() - start
+        network.eval()
+        yield TrainStep(step=step, iterations=config.iterations, loss=loss, learning_rate=rate, elapsed=elapsed,
+                        eta=elapsed / step * (config.iterations - step), batch_size=batch_size, model=working)
+        if validation and (step % config.validate_every == 0 or step == config.iterations):
+            metrics = validate(working, validation, config)
+            if metrics["ap50"] > best[0]:
+                best = (metrics["ap50"], {k: v.detach().clone() for k, v in network.state_dict().items()})
+            yield Validation(step=step, metrics=metrics, model=working)
+    if best[1] is not None:
+        network.load_state_dict(best[1])
+    network.eval()
+    working.history.append(_history_entry(config, step, recent, "completed", annotations))
+    yield TrainFinished(model=working, steps=step, reason="completed",
+                        message=f"{step} steps, final loss {np.mean(recent):.4f}")
+
+
+def _step(network, optimiser, scaler, inputs, classes, weights, device, precision) -> float:
+    inputs, classes, weights = inputs.to(device), classes.to(device), weights.to(device)
+    optimiser.zero_grad(set_to_none=True)
+    with autocast(device, precision):
+        heads = network.forward_heads(inputs)
+    loss = weighted_loss(heads, classes, weights)
+    if not torch.isfinite(loss):
+        return float(loss.detach())
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
+    else:
+        loss.backward()
+        optimiser.step()
+    return float(loss.detach())
+
+
+def validate(model: SegmentationModel, pairs, config: TrainConfig) -> dict:
+    """AP@0.5, IoU and weighted loss of ``model`` on fully annotated ``(image, labels)`` pairs."""
+    from .instances import probabilities_to_labels
+    from .metrics import evaluate
+    from .predict import predict_probabilities
+
+    scores = {"loss": [], "ap50": [], "iou": []}
+    for image, truth in pairs:
+        probabilities = predict_probabilities(image, model, device=str(model.device), precision=config.precision)
+        classes = labels_to_classes(truth)
+        weights = training_weight_map(truth, config=config)
+        picked = np.take_along_axis(probabilities, classes[None].astype(np.int64), axis=0)[0]
+        scores["loss"].append(float((-np.log(np.clip(picked, 1e-7, 1)) * weights).sum() / weights.sum()))
+        result = evaluate(probabilities_to_labels(probabilities), truth)
+        scores["ap50"].append(result["ap50"])
+        scores["iou"].append(result["iou"])
+    return {key: float(np.mean(values)) for key, values in scores.items()}
+
+
+def _history_entry(config: TrainConfig, steps: int, recent: list[float], outcome: str, annotations) -> dict:
+    return {
+        "kind": "finetune",
+        "outcome": outcome,
+        "steps": steps,
+        "final_loss": float(np.mean(recent)) if recent else None,
+        "annotated_cells": int(sum(np.unique(a.labels[a.labels > 0]).size for a in annotations)),
+        "config": {key: value for key, value in config.__dict__.items() if key != "device"},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def finetune(model, images, labels, *, regions=None, validation=None, config: TrainConfig | None = None,
+             callback: Callable[[object], None] | None = None) -> SegmentationModel:
+    """Blocking :func:`iter_finetune`: returns the fine-tuned copy of ``model``.
+
+    ``callback(event)`` is called with every event. A diverged run warns and returns the
+    last good weights.
+    """
+    import warnings
+
+    finished = None
+    for event in iter_finetune(model, images, labels, regions=regions, validation=validation, config=config):
+        if callback is not None:
+            callback(event)
+        if isinstance(event, TrainFinished):
+            finished = event
+    if finished.reason == "diverged":
+        warnings.warn(finished.message, RuntimeWarning, stacklevel=2)
+    return finished.model
