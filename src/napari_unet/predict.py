@@ -160,19 +160,31 @@ def predict_tiles(image, model, *, tile_size: int | None = None, batch_size: int
     tiles = plan_tiles(layout.plane_shape, steps, focus)
     order = _plane_order(layout, planes)
     runner = _BatchRunner(model, resolved, options)
-    batch = runner.batch_size
     total, done = len(tiles) * len(order), 0
     for plane_index in order:
         plane = layout.plane(image, plane_index)
         scale = intensity_range(plane, layout, model.normalization, model.config.in_channels)
-        for start in range(0, len(tiles), batch):
-            group = tiles[start:start + batch]
-            inputs = np.stack([_tile_input(plane, layout, tile, geometry, scale, model) for tile in group])
-            outputs = runner(inputs)
-            for tile, output in zip(group, outputs):
-                done += 1
-                yield TileDone(plane=plane_index if layout.stacked else None, tile=tile, done=done,
-                               total=total, probabilities=_kept(output, tile, geometry))
+        for tile, probabilities in predict_plane_tiles(plane, layout, runner, tiles, geometry, scale):
+            done += 1
+            yield TileDone(plane=plane_index if layout.stacked else None, tile=tile, done=done,
+                           total=total, probabilities=probabilities)
+
+
+def predict_plane_tiles(plane, layout: ImageLayout, runner: _BatchRunner, tiles: list[Tile], geometry,
+                        scale) -> Iterator[tuple[Tile, np.ndarray]]:
+    """Probabilities of ``tiles`` of one (Y, X[, C]) plane, in batches, normalised by ``scale``.
+
+    The building block shared by :func:`predict_tiles` and the lazy (dask) path, which
+    passes an image-wide ``scale`` and a plane that is one chunk plus its context.
+    """
+    model = runner.model
+    start = 0
+    while start < len(tiles):
+        group = tiles[start:start + runner.batch_size]
+        inputs = np.stack([_tile_input(plane, layout, tile, geometry, scale, model) for tile in group])
+        for tile, output in zip(group, runner(inputs)):
+            yield tile, _kept(output, tile, geometry)
+        start += len(group)
 
 
 def _plane_order(layout: ImageLayout, planes: list[int] | None) -> list[int]:
