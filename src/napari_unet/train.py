@@ -209,9 +209,10 @@ class PatchSampler:
     def __init__(self, network, annotations: list[Annotation], config: TrainConfig):
         alignment = network.alignment()
         self.geometry = axis_geometry(network, round_up(config.patch_size, alignment))
-        # full output size of the network for the patch input (>= the kept step)
+        # targets cover the largest output head for the patch input (>= the kept step); with
+        # valid padding, UNet++'s shallow deep-supervision heads are larger than the last
         self.extent = (self.geometry.input_size if network.config.padding == "same"
-                       else network.output_size(self.geometry.input_size))
+                       else max(network.output_size(self.geometry.input_size, level) for level in network.levels))
         self.annotations = annotations
         self.augment = AugmentConfig() if config.augment else None
         sizes = np.array([a.any_pixels.size for a in annotations], dtype=float)

@@ -1,0 +1,186 @@
+"""Prediction speed against MONAI's sliding window, the compute floor, fast paths, memory.
+
+    python benchmarks/speed.py                  # 2048 x 2048, the shipped nuclei model
+    python benchmarks/speed.py --memory         # also peak RSS of `napari-unet segment` on 8192^2
+
+MONAI runs the *same network on the same device in the same process*: a valid-padding
+U-Net returns a smaller output than its input, so MONAI's predictor mirrors each ROI by the
+network halo first (the usual way to use such a network with sliding_window_inference).
+MONAI is a benchmark-only dependency: ``pip install --no-deps monai`` (keeps your torch).
+Nothing here is asserted; the numbers go into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import napari_unet as nu
+from napari_unet.images import describe_image, intensity_range
+from napari_unet.instances import probabilities_to_labels
+from napari_unet.metrics import iou
+from napari_unet.synth import SynthConfig, synth_image
+from napari_unet.tiling import axis_geometry
+
+
+def _model(name: str):
+    if name in nu.list_models() or os.path.exists(name):
+        return nu.load_model(name, device="cpu")
+    print(f"(model {name!r} not found: using an untrained depth-3, 16-channel U-Net)")
+    return nu.create_model("unet", depth=3, base_channels=16)
+
+
+def _timed(function, repeats: int):
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _monai(image: np.ndarray, model, precision: str):
+    from monai.inferers import sliding_window_inference
+
+    network = model.network.eval()
+    geometry = axis_geometry(network, 256)
+    before, after = geometry.halo, geometry.input_size - 256 - geometry.halo
+    scale = intensity_range(image, describe_image(image), model.normalization, 1)
+    tensor = torch.from_numpy(scale.apply(image.astype(np.float32)))[None, None]
+
+    def predictor(batch):
+        padded = torch.nn.functional.pad(batch, (before, after, before, after), mode="reflect")
+        logits = network(padded)
+        start = geometry.keep_start
+        return logits[..., start:start + 256, start:start + 256].float().softmax(1)
+
+    dtype = {"fp32": None, "bf16": torch.bfloat16}[precision]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        return sliding_window_inference(tensor, roi_size=(256, 256), sw_batch_size=4, predictor=predictor,
+                                        overlap=0.25, mode="gaussian", padding_mode="reflect")[0].numpy()
+
+
+def _matmul_peak(seconds: float = 2.0) -> float:
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    torch.mm(a, b)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.mm(a, b)
+        count += 1
+    return 2 * 2048**3 * count / (time.perf_counter() - start)
+
+
+def _flops_per_output_pixel(model, step: int) -> tuple[float, float]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    geometry = axis_geometry(model.network, step)
+    x = torch.zeros(1, 1, geometry.input_size, geometry.input_size)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.network(x)
+    return counter.get_total_flops() / step**2, (geometry.input_size / step) ** 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--model", default="nuclei")
+    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--memory", action="store_true", help="peak memory of the CLI on 8192 x 8192 uint16")
+    args = parser.parse_args()
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = _model(args.model)
+    image = synth_image(np.random.default_rng(7), SynthConfig(shape=(args.size, args.size)))[0]
+    megapixels = args.size**2 / 1e6
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"model {model.name} ({sum(p.numel() for p in model.network.parameters()):,} parameters), "
+          f"image {args.size}x{args.size}\n")
+
+    rows, outputs = [], {}
+    for precision in ("fp32", "bf16"):
+        seconds, out = _timed(lambda: nu.predict_probabilities(image, model, tile_size=args.tile_size,
+                                                               device="cpu", precision=precision), args.repeats)
+        outputs[("napari-unet", precision)] = out
+        rows.append(("napari-unet", precision, seconds))
+    try:
+        for precision in ("fp32", "bf16"):
+            seconds, out = _timed(lambda: _monai(image, model, precision), args.repeats)
+            outputs[("MONAI sliding window", precision)] = out
+            rows.append(("MONAI sliding window", precision, seconds))
+    except ImportError:
+        print("(MONAI not installed: pip install --no-deps monai)")
+    reference = outputs[("napari-unet", "fp32")]
+    reference_labels = probabilities_to_labels(reference)
+    monai_fp32 = next((s for n, p, s in rows if n.startswith("MONAI") and p == "fp32"), None)
+    print("| method | precision | seconds | output Mpx/s | vs MONAI fp32 | max abs diff vs napari-unet fp32 | label IoU vs fp32 |")
+    print("|---|---|---|---|---|---|---|")
+    for name, precision, seconds in rows:
+        out = outputs[(name, precision)]
+        labels_iou = iou(probabilities_to_labels(out), reference_labels)
+        ratio = f"{monai_fp32 / seconds:.2f}x" if monai_fp32 else "-"
+        print(f"| {name} | {precision} | {seconds:.2f} | {megapixels / seconds:.2f} | {ratio} | "
+              f"{np.abs(out - reference).max():.1e} | {labels_iou:.4f} |")
+
+    peak = _matmul_peak()
+    flops, input_ratio = _flops_per_output_pixel(model, args.tile_size)
+    fp32_seconds = rows[0][2]
+    start = time.perf_counter()
+    scale = intensity_range(image, describe_image(image), model.normalization, 1)
+    scale.apply(image.astype(np.float32))
+    normalise_seconds = time.perf_counter() - start
+    post_seconds, _ = _timed(lambda: probabilities_to_labels(reference), 1)
+    floor = flops * args.size**2 / peak
+    print(f"\n## Compute floor (fp32, tile {args.tile_size})\n")
+    print("| quantity | value |\n|---|---|")
+    print(f"| measured fp32 matmul peak | {peak / 1e9:.0f} GFLOP/s |")
+    print(f"| network FLOPs per output pixel (incl. tile context) | {flops / 1e3:.1f} kFLOP |")
+    print(f"| tile input area / output area (halo overhead) | {input_ratio:.2f} |")
+    print(f"| compute floor for the image | {floor:.2f} s |")
+    print(f"| measured prediction | {fp32_seconds:.2f} s (runs at {100 * floor / fp32_seconds:.0f} % of the floor speed) |")
+    print(f"| of which normalisation (once per image) | {normalise_seconds:.3f} s |")
+    print(f"| post-processing to labels (not in the above) | {post_seconds:.2f} s |")
+
+    start = time.perf_counter()
+    first = next(nu.predict_tiles(image, model, tile_size=256, device="cpu", precision="bf16"))
+    print(f"\n| time to the first 256 px tile (what a viewer shows first) | {time.perf_counter() - start:.2f} s |")
+    del first
+
+    if args.memory:
+        _memory(model)
+
+
+def _memory(model) -> None:
+    import tifffile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "big.tif")
+        rng = np.random.default_rng(0)
+        tile = synth_image(np.random.default_rng(1), SynthConfig(shape=(1024, 1024)))[0].astype(np.uint16)
+        big = np.tile(tile, (8, 8)) + rng.integers(0, 3, (8192, 8192), dtype=np.uint16)
+        tifffile.imwrite(path, big)
+        input_mb = big.nbytes / 2**20
+        del big
+        model_path = os.path.join(folder, "model.safetensors")
+        nu.save_model(model, model_path)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "napari_unet.cli", "segment", path, "--model", model_path,
+                        "--out", folder, "--precision", "bf16"], check=True)
+        seconds = time.perf_counter() - start
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print("\n## Memory: napari-unet segment on 8192 x 8192 uint16 (bf16)\n")
+    print("| input | peak RSS of the process | above the input | seconds |\n|---|---|---|---|")
+    print(f"| {input_mb:.0f} MiB | {peak_mb:.0f} MiB | {peak_mb - input_mb:.0f} MiB | {seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
