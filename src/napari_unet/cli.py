@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 
 EXIT_INPUT_ERROR = 1
@@ -63,10 +65,13 @@ def _segment_file(path: Path, model, args) -> list[Path]:
         bar.update(done - bar.n)
 
     try:
-        labels = segment(image, model, progress=progress, **options)
+        if getattr(args, "scheduler", None):
+            labels, probabilities = _segment_on_cluster(image, model, args.probabilities, options)
+        else:
+            labels = segment(image, model, progress=progress, **options)
+            probabilities = predict_probabilities(image, model, **options) if args.probabilities else None
         written.append(write_tiff(args.out / f"{stem}_labels.tif", labels))
-        if args.probabilities:
-            probabilities = predict_probabilities(image, model, **options)
+        if probabilities is not None:
             written.append(write_tiff(args.out / f"{stem}_probabilities.tif", probabilities))
     finally:
         if bar is not None:
@@ -74,11 +79,51 @@ def _segment_file(path: Path, model, args) -> list[Path]:
     return written
 
 
+def _segment_on_cluster(image, model, with_probabilities: bool, options: dict):
+    """Chunked prediction and labelling on the dask cluster; sequential labels per plane."""
+    import dask
+
+    from .instances import relabel_sequential
+    from .lazy import label_lazy, predict_lazy
+
+    probabilities = predict_lazy(image, model, **options)
+    labels = label_lazy(probabilities)
+    if with_probabilities:
+        labels, probabilities = dask.compute(labels, probabilities)
+    else:
+        labels, probabilities = labels.compute(), None
+    if labels.ndim == 3:
+        planes = [relabel_sequential(plane) for plane in labels]
+        dtype = np.result_type(*[plane.dtype for plane in planes])
+        return np.stack([plane.astype(dtype, copy=False) for plane in planes]), probabilities
+    return relabel_sequential(labels), probabilities
+
+
+def _connect(address: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CommandError("--scheduler needs dask.distributed: pip install 'napari-unet[distributed]'") from None
+    try:
+        return Client(address, timeout=10)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise CommandError(f"--scheduler {address}: cannot reach the dask scheduler ({error})") from None
+
+
 def _command_segment(args) -> int:
     from .models import load_model
 
     args.out.mkdir(parents=True, exist_ok=True)
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device="cpu" if args.scheduler else args.device)
+    client = _connect(args.scheduler) if args.scheduler else None
+    try:
+        return _segment_files(args, model)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _segment_files(args, model) -> int:
     failures = 0
     for path in args.inputs:
         try:
@@ -167,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files (.tif, .png, .npy)")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--probabilities", action="store_true", help="also write <stem>_probabilities.tif")
+    segment.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run on this dask.distributed scheduler (e.g. tcp://host:8786), chunk by chunk")
     _add_predict_options(segment)
     segment.set_defaults(run=_command_segment)
 

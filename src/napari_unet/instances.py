@@ -59,6 +59,14 @@ def smallest_label_dtype(count: int) -> np.dtype:
 
 def relabel_sequential(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     """Drop objects smaller than ``min_size`` and number the rest 1..n in the smallest dtype."""
+    labels = np.asarray(labels)
+    if labels.size and int(labels.max()) > 4 * labels.size:
+        # sparse ids (e.g. chunked labels named after centroids): avoid a bincount of max(id)
+        ids, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+        keep = (sizes >= max(min_size, 1)) & (ids != 0)
+        mapping = np.zeros(ids.size, dtype=np.int64)
+        mapping[keep] = np.arange(1, int(keep.sum()) + 1)
+        return mapping[inverse.reshape(labels.shape)].astype(smallest_label_dtype(int(keep.sum())))
     sizes = np.bincount(labels.ravel())
     keep = sizes >= max(min_size, 1)
     keep[0] = False
