@@ -167,7 +167,7 @@ def _command_demo(args) -> int:
 
     scores = evaluate(read_image(labels_path), truth)
     print(f"sample image: {image_path} ({image.shape[0]}x{image.shape[1]}), ground truth: {truth_path}")
-    print(f"labels: {labels_path} ({scores['n_pred']} cells found, {scores['n_truth']} in the ground truth)")
+    print(f"labels: {labels_path} ({int(scores['n_pred'])} cells found, {int(scores['n_truth'])} in the ground truth)")
     print(f"AP@0.5 = {scores['ap50']:.3f}   AP@0.75 = {scores['ap75']:.3f}   IoU = {scores['iou']:.3f}")
     print(f"view it: napari {image_path} {labels_path}")
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .config import TrainConfig
 from .models import SegmentationModel, create_model, save_model
 from .synth import SynthConfig, synth_dataset
-from .train import TrainFinished, Validation, iter_finetune
+from .train import TrainFinished, iter_finetune
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,11 @@ def pretrain(out, *, recipe: PretrainRecipe = PretrainRecipe(),
     training, held_out = data[:recipe.training_images], data[recipe.training_images:]
     model = create_model("unet", name=recipe.name, depth=recipe.depth, base_channels=recipe.base_channels)
     started = time.perf_counter()
-    finished, scores = None, {}
+    finished = None
     for event in iter_finetune(model, [image for image, _ in training], [labels for _, labels in training],
                                validation=held_out, config=recipe.train):
         if callback is not None:
             callback(event)
-        if isinstance(event, Validation):
-            scores = event.metrics
         if isinstance(event, TrainFinished):
             finished = event
     if finished.reason != "completed":
@@ -62,9 +60,8 @@ def pretrain(out, *, recipe: PretrainRecipe = PretrainRecipe(),
         kind="pretrain",
         data={"generator": "napari_unet.synth", "config": dataclasses.asdict(synth), "seed": recipe.data_seed,
               "training_images": recipe.training_images, "validation_images": recipe.validation_images},
-        validation=scores,
         seconds=round(time.perf_counter() - started, 1),
-        command=f"napari-unet pretrain --out {recipe.name}.safetensors",
+        command=f"napari-unet pretrain --out {recipe.name}.safetensors --precision {recipe.train.precision}",
     )
     save_model(trained, out)
     return trained

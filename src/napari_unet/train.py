@@ -373,7 +373,7 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     torch.manual_seed(config.seed)
     batch_size = config.batch_size
     batches = sampler.batches(config.seed, config.batch_size, config.workers)
-    best = (-1.0, None)
+    best = (-1.0, None, None)
     start = time.perf_counter()
     last_good = copy.deepcopy(network.state_dict())
     recent: list[float] = []
@@ -413,12 +413,16 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
         if validation and (step % config.validate_every == 0 or step == config.iterations):
             metrics = validate(working, validation, config)
             if metrics["ap50"] > best[0]:
-                best = (metrics["ap50"], {k: v.detach().clone() for k, v in network.state_dict().items()})
+                best = (metrics["ap50"], {k: v.detach().clone() for k, v in network.state_dict().items()},
+                        {"step": step, **metrics})
             yield Validation(step=step, metrics=metrics, model=working)
+    entry = _history_entry(config, step, recent, "completed", annotations)
     if best[1] is not None:
+        # the best-scoring weights on the held-out annotations are the ones kept
         network.load_state_dict(best[1])
+        entry["validation"] = best[2]
     network.eval()
-    working.history.append(_history_entry(config, step, recent, "completed", annotations))
+    working.history.append(entry)
     yield TrainFinished(model=working, steps=step, reason="completed",
                         message=f"{step} steps, final loss {np.mean(recent):.4f}")
 

@@ -88,8 +88,12 @@ def save_model(model: SegmentationModel, path) -> Path:
                for key, value in model.network.state_dict().items()}
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         save_file(tensors, temporary, metadata={METADATA_KEY: json.dumps(document)})
+        # temporary files are private (0600); a saved model gets the usual permissions
+        os.chmod(temporary, 0o666 & ~umask)
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
