@@ -30,22 +30,7 @@ from napari_unet.instances import probabilities_to_labels
 from napari_unet.metrics import iou
 from napari_unet.synth import SynthConfig, synth_image
 from napari_unet.tiling import axis_geometry
-
-
-def _model(name: str):
-    if name in nu.list_models() or os.path.exists(name):
-        return nu.load_model(name, device="cpu")
-    print(f"(model {name!r} not found: using an untrained depth-3, 16-channel U-Net)")
-    return nu.create_model("unet", depth=3, base_channels=16)
-
-
-def _timed(function, repeats: int):
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+from common import benchmark_model, best_time
 
 
 def _monai(image: np.ndarray, model, precision: str):
@@ -99,7 +84,8 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(os.cpu_count() or 1)
-    model = _model(args.model)
+    model, description = benchmark_model(args.model)
+    print(f"({description})")
     image = synth_image(np.random.default_rng(7), SynthConfig(shape=(args.size, args.size)))[0]
     megapixels = args.size**2 / 1e6
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -108,13 +94,13 @@ def main() -> None:
 
     rows, outputs = [], {}
     for precision in ("fp32", "bf16"):
-        seconds, out = _timed(lambda: nu.predict_probabilities(image, model, tile_size=args.tile_size,
+        seconds, out = best_time(lambda: nu.predict_probabilities(image, model, tile_size=args.tile_size,
                                                                device="cpu", precision=precision), args.repeats)
         outputs[("napari-unet", precision)] = out
         rows.append(("napari-unet", precision, seconds))
     try:
         for precision in ("fp32", "bf16"):
-            seconds, out = _timed(lambda: _monai(image, model, precision), args.repeats)
+            seconds, out = best_time(lambda: _monai(image, model, precision), args.repeats)
             outputs[("MONAI sliding window", precision)] = out
             rows.append(("MONAI sliding window", precision, seconds))
     except ImportError:
@@ -138,7 +124,7 @@ def main() -> None:
     scale = intensity_range(image, describe_image(image), model.normalization, 1)
     scale.apply(image.astype(np.float32))
     normalise_seconds = time.perf_counter() - start
-    post_seconds, _ = _timed(lambda: probabilities_to_labels(reference), 1)
+    post_seconds, _ = best_time(lambda: probabilities_to_labels(reference), 1)
     floor = flops * args.size**2 / peak
     print(f"\n## Compute floor (fp32, tile {args.tile_size})\n")
     print("| quantity | value |\n|---|---|")

@@ -7,12 +7,14 @@ failing input does not stop the others, but makes the exit code non-zero.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from .io_images import one_line_message, output_stem
 
 EXIT_INPUT_ERROR = 1
 EXIT_USAGE = 2
@@ -48,11 +50,12 @@ def _add_predict_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _segment_file(path: Path, model, args) -> list[Path]:
+    from .instances import probabilities_to_labels
     from .io_images import read_image, write_tiff
     from .predict import predict_probabilities, segment
 
     image = read_image(path)
-    stem = path.name.split(".")[0]
+    stem = output_stem(path)
     options = dict(tile_size=args.tile_size, batch_size=args.batch_size, device=args.device,
                    precision=args.precision, prune_level=args.prune_level)
     written = []
@@ -67,9 +70,12 @@ def _segment_file(path: Path, model, args) -> list[Path]:
     try:
         if getattr(args, "scheduler", None):
             labels, probabilities = _segment_on_cluster(image, model, args.probabilities, options)
+        elif args.probabilities:
+            # predict once, label from the same probabilities
+            probabilities = predict_probabilities(image, model, progress=progress, **options)
+            labels = probabilities_to_labels(probabilities)
         else:
-            labels = segment(image, model, progress=progress, **options)
-            probabilities = predict_probabilities(image, model, **options) if args.probabilities else None
+            labels, probabilities = segment(image, model, progress=progress, **options), None
         written.append(write_tiff(args.out / f"{stem}_labels.tif", labels))
         if probabilities is not None:
             written.append(write_tiff(args.out / f"{stem}_probabilities.tif", probabilities))
@@ -110,11 +116,39 @@ def _connect(address: str):
         raise CommandError(f"--scheduler {address}: cannot reach the dask scheduler ({error})") from None
 
 
-def _command_segment(args) -> int:
-    from .models import load_model
+def _output_folder(out: Path) -> Path:
+    """Create ``--out`` (and its parents) unless something that is not a folder is in the way."""
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            what = "is" if folder == out else f"{folder} is"
+            raise CommandError(f"--out {out}: {what} a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"--out {out}: cannot create the folder ({error.strerror or error})") from None
+    return out
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    model = load_model(args.model, device="cpu" if args.scheduler else args.device)
+
+def _load_model_option(model, device: str, prune_level: int | None = None):
+    """``--model`` as a loaded model; problems become one-line errors naming the option."""
+    from .models import ModelFileError, load_model
+
+    if Path(model).is_dir():
+        raise CommandError(f"--model {model}: is a folder, not a model file")
+    try:
+        loaded = load_model(model, device=device)
+    except ModelFileError as error:
+        raise CommandError(f"--model {error}") from None
+    try:
+        loaded.network.check_level(prune_level)
+    except ValueError as error:
+        raise CommandError(f"--prune-level: {error}") from None
+    return loaded
+
+
+def _command_segment(args) -> int:
+    model = _load_model_option(args.model, "cpu" if args.scheduler else args.device, args.prune_level)
+    _output_folder(args.out)
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         return _segment_files(args, model)
@@ -125,13 +159,19 @@ def _command_segment(args) -> int:
 
 def _segment_files(args, model) -> int:
     failures = 0
+    claimed: dict[str, Path] = {}
     for path in args.inputs:
         try:
+            stem = output_stem(path)
+            if stem in claimed:
+                raise ValueError(f"its results would overwrite those of {claimed[stem]} "
+                                 f"({args.out / stem}_labels.tif); segment it into another --out folder")
             for written in _segment_file(path, model, args):
                 print(written)
-        except (ValueError, TypeError, OSError, MemoryError) as error:
+            claimed[stem] = path
+        except (ValueError, TypeError, OSError, MemoryError, RuntimeError) as error:
             failures += 1
-            message = str(error)
+            message = one_line_message(error)
             print(f"error: {message if message.startswith(str(path)) else f'{path}: {message}'}", file=sys.stderr)
     return EXIT_INPUT_ERROR if failures else 0
 
@@ -139,6 +179,8 @@ def _segment_files(args, model) -> int:
 def _command_models(args) -> int:
     from .models import list_models, load_model
 
+    if not list_models():
+        print("no shipped models are installed; pass a .safetensors file to --model", file=sys.stderr)
     for name in list_models():
         model = load_model(name, device="cpu")
         c = model.config
@@ -150,17 +192,15 @@ def _command_models(args) -> int:
 def _command_demo(args) -> int:
     from .sample_data import sample_nuclei
 
+    model = _load_model_option(args.model, args.device)
     image, truth = sample_nuclei()
-    args.out.mkdir(parents=True, exist_ok=True)
+    _output_folder(args.out)
     from .io_images import write_tiff
 
     image_path = write_tiff(args.out / "sample_nuclei.tif", image)
     truth_path = write_tiff(args.out / "sample_nuclei_truth.tif", truth)
     segment_args = argparse.Namespace(out=args.out, tile_size=None, batch_size=None, device=args.device,
                                       precision="fp32", prune_level=None, probabilities=False)
-    from .models import load_model
-
-    model = load_model(args.model, device=args.device)
     (labels_path,) = _segment_file(image_path, model, segment_args)
     from .io_images import read_image
     from .metrics import evaluate
@@ -201,6 +241,220 @@ def _command_pretrain(args) -> int:
     return 0
 
 
+class _InOrder(argparse.Action):
+    """Record ``--image`` and ``--region`` in command-line order, so a region knows its image."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), (option_string, value)])
+
+
+_REGION = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+def _parse_region(text: str, owner: str, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``Y0:Y1,X0:X1`` -> ``(y0, y1, x0, x1)`` inside ``shape``; ``owner`` names the image in errors."""
+    match = _REGION.match(text)
+    if match is None:
+        raise CommandError(f"--region {text!r}: expected Y0:Y1,X0:X1 in pixels (ends exclusive), e.g. 0:128,64:256")
+    y0, y1, x0, x1 = (int(value) for value in match.groups())
+    if not (y0 < y1 <= shape[0] and x0 < x1 <= shape[1]):
+        raise CommandError(f"--region {text} (for {owner}): empty or outside the image of "
+                           f"{shape[0]}x{shape[1]} pixels")
+    return y0, y1, x0, x1
+
+
+def _training_images(args) -> list[tuple[Path, list[str]]]:
+    """Pair every --image with the --region options that follow it."""
+    images: list[tuple[Path, list[str]]] = []
+    for option, value in args.training or []:
+        if option == "--image":
+            images.append((Path(value), []))
+        elif not images:
+            raise CommandError(f"--region {value}: give it after the --image it applies to")
+        else:
+            images[-1][1].append(value)
+    labels = args.labels or []
+    if not images or len(images) != len(labels):
+        raise CommandError(f"give one --labels per --image (got {len(images)} --image and {len(labels)} --labels)")
+    return images
+
+
+def _read_file(path: Path, option: str):
+    from .io_images import read_image
+
+    try:
+        return read_image(path)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"{option} {one_line_message(error)}") from None
+
+
+def _read_labels(path: Path, option: str):
+    from .instances import check_labels
+
+    return check_labels(_read_file(path, option), name=f"{option} {path}")
+
+
+def _read_annotations(args) -> tuple[list, list, list]:
+    from .images import describe_image
+
+    images, labels, regions = [], [], []
+    for (image_path, region_texts), labels_path in zip(_training_images(args), args.labels):
+        image = _read_file(image_path, "--image")
+        layout = describe_image(image)
+        if layout.stacked:
+            raise CommandError(f"--image {image_path}: shape {layout.shape} is a stack; train on 2-D or RGB images")
+        label = _read_labels(labels_path, "--labels")
+        if label.shape != layout.plane_shape:
+            raise CommandError(f"--labels {labels_path}: shape {label.shape}, but --image {image_path} is "
+                               f"{layout.plane_shape}")
+        images.append(image)
+        labels.append(label)
+        rectangles = [_parse_region(text, f"--image {image_path}", layout.plane_shape) for text in region_texts]
+        regions.append(rectangles or None)
+    return images, labels, regions
+
+
+def _model_output(out: Path, overwrite: bool) -> Path:
+    from .models.io import SUFFIX
+
+    if out.suffix != SUFFIX:
+        raise CommandError(f"--out {out}: model files end in {SUFFIX}")
+    if not out.parent.is_dir():
+        raise CommandError(f"--out {out}: folder {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        raise CommandError(f"--out {out}: exists; pass --overwrite to replace it")
+    return out
+
+
+def _command_finetune(args) -> int:
+    from tqdm import tqdm
+
+    from .config import TrainConfig
+    from .devices import resolve_device
+    from .models import save_model
+    from .train import Notice, TrainFinished, TrainStep, iter_finetune
+
+    out = _model_output(args.out, args.overwrite)
+    changes = dict(iterations=args.iterations, seed=args.seed, batch_size=args.batch_size,
+                   patch_size=args.patch_size, learning_rate=args.learning_rate)
+    config = TrainConfig(device=args.device, precision=args.precision,
+                         **{key: value for key, value in changes.items() if value is not None})
+    resolve_device(config.device)
+    images, labels, regions = _read_annotations(args)
+    model = _load_model_option(args.model, "cpu")
+    finished = None
+    bar = tqdm(total=config.iterations, desc="finetune", unit="step", disable=None, file=sys.stderr)
+    try:
+        for event in iter_finetune(model, images, labels, regions=regions, config=config):
+            if isinstance(event, TrainStep):
+                bar.update(event.step - bar.n)
+                bar.set_postfix(loss=f"{event.loss:.3f}", refresh=False)
+            elif isinstance(event, Notice):
+                bar.write(f"note: {event.message}", file=sys.stderr)
+            elif isinstance(event, TrainFinished):
+                finished = event
+    finally:
+        bar.close()
+    if finished.reason != "completed":
+        raise CommandError(f"training diverged, nothing written: {finished.message}")
+    if out.exists() and not args.overwrite:
+        raise CommandError(f"--out {out}: appeared during training; pass --overwrite to replace it")
+    finished.model.name = out.stem
+    save_model(finished.model, out)
+    print(f"wrote {out}: {finished.message}")
+    return 0
+
+
+_METRIC_LINES = (("AP@0.5", "ap50"), ("AP@0.75", "ap75"), ("F1@0.5", "f1"), ("IoU", "iou"), ("Dice", "dice"),
+                 ("pixel error", "pixel_error"), ("Rand error", "rand_error"))
+
+
+def _command_evaluate(args) -> int:
+    import json
+
+    from .metrics import evaluate
+
+    pred, truth = _read_labels(args.pred, "PRED"), _read_labels(args.truth, "TRUTH")
+    if pred.shape != truth.shape:
+        raise CommandError(f"PRED {args.pred} has shape {pred.shape}, TRUTH {args.truth} has {truth.shape}")
+    scores = evaluate(pred, truth)
+    if args.json:
+        print(json.dumps(scores))
+        return 0
+    print(f"{'objects':<12} {int(scores['n_pred'])} predicted, {int(scores['n_truth'])} true")
+    for title, key in _METRIC_LINES:
+        print(f"{title:<12} {scores[key]:.4f}")
+    return 0
+
+
+def _command_weights(args) -> int:
+    from .config import TrainConfig
+    from .io_images import write_tiff
+    from .train import training_weight_map
+
+    if args.out.suffix.lower() not in (".tif", ".tiff"):
+        raise CommandError(f"--out {args.out}: weight maps are written as .tif")
+    if not args.out.parent.is_dir():
+        raise CommandError(f"--out {args.out}: folder {args.out.parent} does not exist")
+    config = TrainConfig(w0=args.w0, sigma=args.sigma)
+    labels = _read_labels(args.labels, "LABELS")
+    if labels.ndim != 2:
+        raise CommandError(f"LABELS {args.labels}: shape {labels.shape}; weight maps need 2-D (Y, X) labels")
+    regions = [_parse_region(text, f"LABELS {args.labels}", labels.shape) for text in args.region or []] or None
+    print(write_tiff(args.out, training_weight_map(labels, regions=regions, config=config)))
+    return 0
+
+
+def _add_train_parsers(commands) -> None:
+    from .config import TrainConfig
+
+    default = TrainConfig()
+    finetune = commands.add_parser(
+        "finetune", help="fine-tune a model on annotated images",
+        description="Fine-tune a model on annotated images and write it as one .safetensors file. "
+                    "Labels: 0 = background, k > 0 = cell k. Without --region the whole image counts as "
+                    "annotated (unlabelled pixels are background); with --region only the rectangles are "
+                    "learned from and everything outside them is ignored.")
+    finetune.add_argument("--image", dest="training", action=_InOrder, required=True, metavar="IMAGE",
+                          help="training image (repeat for several images)")
+    finetune.add_argument("--labels", action="append", type=Path, required=True, metavar="LABELS",
+                          help="instance labels of the image given at the same position (one per --image)")
+    finetune.add_argument("--region", dest="training", action=_InOrder, metavar="Y0:Y1,X0:X1",
+                          help="annotated rectangle of the PRECEDING --image, pixels, ends exclusive "
+                               "(repeatable; default: the whole image)")
+    finetune.add_argument("--model", default="nuclei", help="starting model: shipped name or .safetensors file "
+                                                          "(default: nuclei)")
+    finetune.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
+    finetune.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    finetune.add_argument("--iterations", type=_positive_int, help=f"optimiser steps (default: {default.iterations})")
+    finetune.add_argument("--learning-rate", type=float,
+                          help=f"peak learning rate (default: {default.learning_rate:g})")
+    finetune.add_argument("--batch-size", type=_positive_int, help=f"patches per step (default: {default.batch_size})")
+    finetune.add_argument("--patch-size", type=_positive_int,
+                          help=f"output pixels per patch edge (default: {default.patch_size})")
+    finetune.add_argument("--seed", type=int, help=f"seed of sampling and augmentation (default: {default.seed})")
+    finetune.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    finetune.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    finetune.set_defaults(run=_command_finetune)
+
+    evaluate = commands.add_parser("evaluate", help="score predicted labels against ground-truth labels")
+    evaluate.add_argument("pred", type=Path, metavar="PRED", help="predicted instance labels (.tif, .png, .npy)")
+    evaluate.add_argument("truth", type=Path, metavar="TRUTH", help="ground-truth instance labels")
+    evaluate.add_argument("--json", action="store_true", help="print all scores as one JSON object")
+    evaluate.set_defaults(run=_command_evaluate)
+
+    weights = commands.add_parser("weights", help="write the training weight map of a labels image (U-Net eq. 2)")
+    weights.add_argument("labels", type=Path, metavar="LABELS", help="instance labels, 0 = background")
+    weights.add_argument("--out", type=Path, required=True, help="weight map to write (.tif, float32)")
+    weights.add_argument("--w0", type=float, default=default.w0,
+                         help=f"height of the border term (default: {default.w0:g})")
+    weights.add_argument("--sigma", type=float, default=default.sigma,
+                         help=f"width of the border term in pixels (default: {default.sigma:g})")
+    weights.add_argument("--region", action="append", metavar="Y0:Y1,X0:X1",
+                         help="annotated rectangle (repeatable); weights are 0 outside")
+    weights.set_defaults(run=_command_weights)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-unet", description="U-Net cell segmentation from the command line.")
     parser.add_argument("--version", action="version", version=f"napari-unet {__version__}")
@@ -209,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the shipped models").set_defaults(run=_command_models)
 
     segment = commands.add_parser("segment", help="segment images into instance labels")
-    segment.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files (.tif, .png, .npy)")
+    segment.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                         help="image files (.tif, .png, .jpg, .bmp, .npy)")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--probabilities", action="store_true", help="also write <stem>_probabilities.tif")
     segment.add_argument("--scheduler", metavar="ADDRESS",
@@ -219,8 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="segment the bundled sample image and score it")
     demo.add_argument("--out", type=Path, default=Path("napari-unet-demo"), help="output folder")
-    demo.add_argument("--model", default="nuclei")
-    demo.add_argument("--device", default="auto")
+    demo.add_argument("--model", default="nuclei", help="shipped model name or .safetensors file (default: nuclei)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     demo.set_defaults(run=_command_demo)
     pretrain = commands.add_parser("pretrain", help="train the shipped nuclei model from synthetic data")
     pretrain.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
@@ -230,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     pretrain.add_argument("--workers", type=int, default=0, help="background processes preparing patches")
     pretrain.set_defaults(run=_command_pretrain)
+    _add_train_parsers(commands)
     return parser
 
 
@@ -242,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except (CommandError, ValueError, TypeError, OSError, MemoryError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line_message(error)}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -116,7 +116,8 @@ class TrainConfig:
     patch_size : int
         Output size of a training patch in pixels; the input adds the network's context.
     w0, sigma : float
-        Border weight map of the U-Net paper (eq. 2), sigma in pixels.
+        Border weight map of the U-Net paper (eq. 2): height w0 >= 0, width sigma > 0 in
+        pixels.
     class_balance : bool
         Multiply in the class-frequency weights w_c.
     augment : bool
@@ -161,6 +162,10 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         _check_positive_int("validate_every", self.validate_every)
         _check_positive_int("workers", self.workers, minimum=0)
+        if not self.w0 >= 0:
+            raise ValueError(f"w0 must be >= 0, got {self.w0!r}")
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0 pixels, got {self.sigma!r}")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

@@ -11,6 +11,8 @@ from .config import Normalization
 # percentiles are computed on at most this many pixels (a regular subsample), so a huge or
 # lazy image is read once, sparsely, and the result does not depend on the tiling
 PERCENTILE_SAMPLE_PIXELS = 4_000_000
+# normalised intensities are kept in this range (0 = low percentile, 1 = high percentile)
+CLIP = (-1.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,18 @@ class IntensityRange:
     high: float
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """Scale float32 ``data`` in place; NaN/inf pixels become 0 (the low percentile)."""
+        """Scale float32 ``data`` in place, clipped to ``CLIP``; NaN/inf pixels become 0 (the low percentile).
+
+        Clipping keeps a few extreme pixels (hot pixels, debris, a sparse image whose
+        percentile range is tiny) from producing huge activations: the network's output then
+        stays bounded and independent of how the image is tiled.
+        """
         scale = self.high - self.low
         data -= self.low
         if scale > 0:
             data /= scale
         data[~np.isfinite(data)] = 0.0
+        np.clip(data, *CLIP, out=data)
         return data
 
 

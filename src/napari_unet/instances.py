@@ -14,12 +14,41 @@ BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 DEFAULT_MIN_SIZE = 15
 
 
-def check_labels(labels, name: str = "labels") -> np.ndarray:
-    """Return ``labels`` as an integer ndarray or raise naming ``name``."""
+def check_labels(labels, name: str = "labels", *, ndim: int | None = None) -> np.ndarray:
+    """Return ``labels`` as a non-negative integer ndarray, or raise naming ``name``.
+
+    Bool masks become uint8; floats holding only whole numbers (labels saved by tools
+    that write float images) become int64.
+
+    Parameters
+    ----------
+    labels : array-like of bool, int or whole-numbered float
+    name : str
+        How the argument is called in error messages.
+    ndim : int, optional
+        Required number of dimensions.
+
+    Raises
+    ------
+    ValueError
+        Fractional, NaN, infinite or negative values, a non-numeric dtype, or the wrong
+        number of dimensions.
+    """
     array = np.asarray(labels)
+    if ndim is not None and array.ndim != ndim:
+        axes = {2: " (Y, X)", 3: " (Z, Y, X)"}.get(ndim, "")
+        raise ValueError(f"{name} must be {ndim}-D{axes}, got shape {array.shape}")
     if array.dtype.kind == "b":
         return array.astype(np.uint8)
-    if array.dtype.kind not in "iu":
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} must hold integers (0 = background, k = cell k), got NaN or infinite values")
+        fractional = array[array != np.round(array)]
+        if fractional.size:
+            raise ValueError(f"{name} must hold integers (0 = background, k = cell k), got {array.dtype} "
+                             f"values with fractions (e.g. {fractional.flat[0]:g})")
+        array = array.astype(np.int64)
+    elif array.dtype.kind not in "iu":
         raise ValueError(f"{name} must hold integers (0 = background, k = cell k), got dtype {array.dtype}")
     if array.dtype.kind == "i" and array.size and array.min() < 0:
         raise ValueError(f"{name} must not be negative (min {array.min()})")
@@ -36,9 +65,7 @@ def labels_to_classes(labels) -> np.ndarray:
     ----------
     labels : (Y, X) ndarray of int
     """
-    labels = check_labels(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be 2-D (Y, X), got shape {labels.shape}")
+    labels = check_labels(labels, ndim=2)
     padded = np.pad(labels, 1, mode="edge")
     centre = padded[1:-1, 1:-1]
     differs = np.zeros(labels.shape, dtype=bool)
@@ -60,6 +87,9 @@ def smallest_label_dtype(count: int) -> np.dtype:
 def relabel_sequential(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     """Drop objects smaller than ``min_size`` and number the rest 1..n in the smallest dtype."""
     labels = np.asarray(labels)
+    if labels.dtype.kind == "b":
+        # a bool array would index the mapping as a mask rather than by value
+        labels = labels.view(np.uint8)
     if labels.size and int(labels.max()) > 4 * labels.size:
         # sparse ids (e.g. chunked labels named after centroids): avoid a bincount of max(id)
         ids, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
@@ -81,11 +111,13 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
     Foreground is where background probability < 1 - ``threshold``. Connected interiors
     (interior probability > ``threshold``) seed a watershed on the interior probability,
     restricted to the foreground; foreground blobs without a seed become cells of their own.
+    A stack is labelled plane by plane.
 
     Parameters
     ----------
-    probabilities : (3, Y, X) float ndarray
-        Background, interior and boundary probabilities.
+    probabilities : (3, Y, X) or (3, Z, Y, X) float ndarray
+        Background, interior and boundary probabilities (as from
+        :func:`napari_unet.predict_probabilities`).
     threshold : float
         Probability threshold in (0, 1).
     min_size : int
@@ -93,17 +125,36 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
 
     Returns
     -------
-    (Y, X) ndarray of uint8/uint16/uint32, labelled 1..n
-    """
-    from skimage.segmentation import watershed
+    (Y, X) or (Z, Y, X) ndarray of uint8/uint16/uint32
+        0 is background; each plane is labelled 1..n, in the smallest dtype holding the
+        largest n.
 
+    Examples
+    --------
+    >>> probabilities = np.zeros((3, 8, 8), np.float32)
+    >>> probabilities[0] = 1
+    >>> probabilities[:, 2:6, 2:6] = np.array([0, 1, 0])[:, None, None]
+    >>> probabilities_to_labels(probabilities, min_size=1).max()
+    np.uint8(1)
+    """
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim != 3 or probabilities.shape[0] != 3:
-        raise ValueError(f"probabilities must be (3, Y, X) background/interior/boundary, got {probabilities.shape}")
+    if probabilities.ndim not in (3, 4) or probabilities.shape[0] != 3:
+        raise ValueError("probabilities must be (3, Y, X) or (3, Z, Y, X) background/interior/boundary, "
+                         f"got shape {probabilities.shape}")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     if not np.isfinite(probabilities).all():
         raise ValueError("probabilities contain NaN or infinite values")
+    if probabilities.ndim == 3:
+        return _label_plane(probabilities, threshold, min_size)
+    planes = [_label_plane(probabilities[:, index], threshold, min_size) for index in range(probabilities.shape[1])]
+    dtype = np.result_type(*[plane.dtype for plane in planes])
+    return np.stack([plane.astype(dtype, copy=False) for plane in planes])
+
+
+def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int) -> np.ndarray:
+    from skimage.segmentation import watershed
+
     foreground = probabilities[BACKGROUND] < 1 - threshold
     seeds, count = ndi.label((probabilities[INTERIOR] > threshold) & foreground)
     if count:

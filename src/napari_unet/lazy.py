@@ -123,7 +123,8 @@ def predict_lazy(image, model, *, chunk_size: int = DEFAULT_CHUNK, tile_size: in
     options = PredictOptions(tile_size, batch_size, device, precision, prune_level)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    model = load_model(model, device="cpu")
+    if not isinstance(model, SegmentationModel):
+        model = load_model(model, device="cpu")  # a model object stays where the caller has it
     model.network.check_level(prune_level)
     plan = _plan(model.network, layout, int(chunk_size), tile_size, prune_level)
     source = image if isinstance(image, da.Array) else da.from_array(image, chunks=_source_chunks(layout, plan))

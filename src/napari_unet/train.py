@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch.nn import functional as F
 
 from .augment import AugmentConfig, augment_sample
@@ -64,7 +65,11 @@ class Notice:
 
 @dataclass(frozen=True)
 class TrainFinished:
-    """Training ended: "completed", or "diverged" (weights of the last good step restored)."""
+    """Training ended: "completed", or "diverged".
+
+    After a divergence (a non-finite loss or non-finite weights) ``model`` holds the last
+    weights whose loss was finite and ``steps`` counts the steps that produced them.
+    """
 
     model: SegmentationModel
     steps: int
@@ -79,7 +84,25 @@ class TrainFinished:
 def annotated_mask(shape: tuple[int, int], regions, *, name: str = "regions") -> np.ndarray:
     """Where pixels are annotated: everywhere (None), a bool mask, or rectangles.
 
-    Rectangles are ``(y0, y1, x0, x1)`` in pixels, end exclusive, inside the image.
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(Y, X)`` of the image.
+    regions : None, (Y, X) ndarray of bool, or sequence of (y0, y1, x0, x1)
+        None: the whole image. Rectangles are in pixels, ends exclusive, non-empty and
+        inside the image; several rectangles are united.
+    name : str
+        How the argument is called in error messages.
+
+    Returns
+    -------
+    (Y, X) ndarray of bool
+        True where the labels are to be learned from (a new array, also for a mask).
+
+    Raises
+    ------
+    ValueError
+        A mask of another shape, or a rectangle that is malformed, empty or outside.
     """
     if regions is None:
         return np.ones(shape, dtype=bool)
@@ -129,7 +152,8 @@ def training_weight_map(labels, *, regions=None, config: TrainConfig | None = No
     labels : (Y, X) ndarray of int
         Instance labels, 0 = background (inside the regions).
     regions : None, (Y, X) bool ndarray or list of (y0, y1, x0, x1)
-        Annotated area; weights are 0 elsewhere.
+        Annotated area; weights are 0 elsewhere, and on cell pixels next to its edge
+        (whether those are interior or boundary depends on labels outside).
     config : TrainConfig
         ``w0``, ``sigma`` and ``class_balance``.
     class_weights : (3,) ndarray, optional
@@ -151,13 +175,41 @@ def training_weight_map(labels, *, regions=None, config: TrainConfig | None = No
         balance = class_weights[classes].astype(np.float32)
     nearest, second = nearest_two_cell_distances(labels, cutoff=border_cutoff(config.sigma))
     weights = balance + (config.w0 * np.exp(-((nearest + second) ** 2) / (2 * config.sigma**2))).astype(np.float32)
-    weights[~annotated] = 0
+    weights[~annotated | _cut_cell_pixels(labels, annotated)] = 0
     return weights
 
 
 def prepare_annotations(model: SegmentationModel, images, labels, regions=None,
                         config: TrainConfig | None = None, *, name: str = "images") -> list[Annotation]:
-    """Check and prepare (image, labels, region) triples; raise before any training starts."""
+    """Check and prepare (image, labels, region) triples; raise before any training starts.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        Gives the intensity normalisation and the number of input channels.
+    images : (Y, X) or (Y, X, 3) ndarray, or a list of them
+    labels : (Y, X) ndarray of int, or a list (one per image)
+        Whole-numbered floats are accepted; labels outside the regions are discarded.
+    regions : None or a list (one per image) of anything :func:`annotated_mask` takes
+    config : TrainConfig, optional
+        ``w0``, ``sigma`` and ``class_balance`` of the weight maps.
+    name : str
+        How ``images`` is called in error messages.
+
+    Returns
+    -------
+    list of Annotation
+        Normalised float32 ``(C, Y, X)`` pixels (copies: the inputs are never modified),
+        labels, weight maps and the annotated mask, per image. Weights are 0 outside the
+        regions and on cell pixels next to a region's edge (their class depends on unknown
+        labels); class weights are balanced over all images together.
+
+    Raises
+    ------
+    ValueError
+        No image, lists of different lengths, stacks, labels of another shape, fractional
+        or negative labels, unusable regions, or no annotated cell at all.
+    """
     config = config or TrainConfig()
     images, labels = _as_list(images), _as_list(labels)
     regions = _as_list(regions) if regions is not None else [None] * len(images)
@@ -187,12 +239,24 @@ def prepare_annotations(model: SegmentationModel, images, labels, regions=None,
     annotations = []
     for (image, layout, label, annotated) in triples:
         scale = intensity_range(image, layout, model.normalization, model.config.in_channels)
-        pixels = scale.apply(to_model_channels(np.asarray(image), layout, model.config.in_channels))
+        # apply() scales in place and a float32 image is not copied on its way: copy it here
+        pixels = scale.apply(to_model_channels(np.array(image, copy=True), layout, model.config.in_channels))
         weights = training_weight_map(label, regions=annotated, config=config, class_weights=class_weights)
         annotations.append(Annotation(
             image=pixels, labels=label, weights=weights, annotated=annotated,
             cell_pixels=np.flatnonzero(annotated & (label > 0)), any_pixels=np.flatnonzero(annotated)))
     return annotations
+
+
+def _cut_cell_pixels(labels: np.ndarray, annotated: np.ndarray) -> np.ndarray:
+    """Cell pixels with a 4-neighbour outside the regions.
+
+    Where a region cuts through a cell, whether such a pixel is interior or boundary depends
+    on labels outside the region, which are unknown: it is left out of the loss rather than
+    taught as a boundary that is not there.
+    """
+    cross = ndimage.generate_binary_structure(2, 1)
+    return (labels > 0) & ndimage.binary_dilation(~annotated, structure=cross)
 
 
 # --------------------------------------------------------------------------------------
@@ -223,7 +287,17 @@ class PatchSampler:
         return self.geometry.step
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return ``(input (C, I, I) float32, classes (O, O) int64, weights (O, O) float32)``."""
+        """One augmented patch drawn with ``rng``.
+
+        Returns
+        -------
+        inputs : (C, I, I) ndarray of float32
+            Normalised pixels, ``I = geometry.input_size``.
+        classes : (O, O) ndarray of int64
+            0 background, 1 interior, 2 boundary; ``O`` covers the largest output head.
+        weights : (O, O) ndarray of float32
+            Loss weights; 0 outside the regions and on mirrored pixels.
+        """
         annotation = self.annotations[rng.choice(len(self.annotations), p=self.image_probability)]
         pool = annotation.cell_pixels if annotation.cell_pixels.size and rng.random() < 0.5 else annotation.any_pixels
         cy, cx = np.unravel_index(pool[rng.integers(pool.size)], annotation.labels.shape)
@@ -241,8 +315,14 @@ class PatchSampler:
             | ((np.arange(x0, x0 + g.input_size) < 0) | (np.arange(x0, x0 + g.input_size) >= width))[None, :]
         weights = np.where(outside, 0, weights).astype(np.float32)
         if self.augment is not None:
-            sample = augment_sample(np.moveaxis(image, 0, -1), labels, rng, weights=weights, config=self.augment)
+            annotated = annotation.annotated[index]
+            sparse = not annotated.all()
+            sample = augment_sample(np.moveaxis(image, 0, -1), labels, rng, weights=weights,
+                                    ignore=~annotated if sparse else None, config=self.augment)
             image, labels, weights = np.moveaxis(sample.image, -1, 0), sample.labels, sample.weights
+            if sparse:
+                # warping can break the zero-weight rim of cells cut by a region edge: redraw it
+                weights = np.where(_cut_cell_pixels(labels, ~sample.ignore), 0, weights).astype(np.float32)
         classes = labels_to_classes(labels)
         extent = self.extent
         start = (g.input_size - extent) // 2
@@ -251,7 +331,18 @@ class PatchSampler:
                 np.ascontiguousarray(weights[crop, crop], dtype=np.float32))
 
     def batches(self, seed: int, batch_size: int, workers: int) -> Iterator[tuple[torch.Tensor, ...]]:
-        """Endless batches; ``workers`` > 0 prepares them in background processes."""
+        """Endless ``(inputs, classes, weights)`` tensor batches of :meth:`sample` outputs.
+
+        Parameters
+        ----------
+        seed : int
+            Seed of the patch generator (one stream per worker process).
+        batch_size : int
+            Patches per batch.
+        workers : int
+            0 prepares patches in this process between steps; more uses a
+            ``torch.utils.data.DataLoader`` with that many background processes.
+        """
         if workers == 0:
             rng = np.random.default_rng(seed)
             while True:
@@ -288,7 +379,22 @@ def weighted_loss(heads: list[torch.Tensor], classes: torch.Tensor, weights: tor
 
     Each head (UNet++ deep supervision has several, of different sizes) is compared with the
     centre of the targets; the loss is ``sum(w * CE) / sum(w)`` per head, then the mean over
-    heads (equal weights, as in the UNet++ paper).
+    heads (equal weights, as in the UNet++ paper). Pixels of weight 0 add nothing to the
+    loss or its gradient.
+
+    Parameters
+    ----------
+    heads : list of (N, K, h, w) torch.Tensor
+        Class logits; each head at most as large as the targets.
+    classes : (N, H, W) torch.Tensor of int64
+        Target class per pixel.
+    weights : (N, H, W) torch.Tensor of float32
+        Loss weight per pixel, >= 0.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss (float32).
     """
     losses = []
     for head in heads:
@@ -302,7 +408,20 @@ def weighted_loss(heads: list[torch.Tensor], classes: torch.Tensor, weights: tor
 
 
 def learning_rate_at(step: int, config: TrainConfig) -> float:
-    """Linear warm-up over the first 5 % of steps, then cosine decay to 5 % of the peak."""
+    """Linear warm-up over the first 5 % of steps, then cosine decay to 5 % of the peak.
+
+    Parameters
+    ----------
+    step : int
+        0-based index of the optimiser step.
+    config : TrainConfig
+        ``iterations`` and the peak ``learning_rate``.
+
+    Returns
+    -------
+    float
+        The learning rate of that step.
+    """
     warmup = max(1, int(config.iterations * WARMUP_FRACTION))
     if step < warmup:
         return config.learning_rate * (step + 1) / warmup
@@ -336,8 +455,10 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     Parameters
     ----------
     model : SegmentationModel, str or path
-        Starting point (a shipped name such as "nuclei", a file, or a model). Not modified.
+        Starting point (a shipped name such as "nuclei", a file, or a model). Not
+        modified, nor moved to another device.
     images : (Y, X) or (Y, X, 3) array, or a list of them
+        Not modified.
     labels : (Y, X) int array, or a list (one per image)
         Inside the regions 0 is background and k > 0 is cell k.
     regions : None, or a list (one per image) of None | (Y, X) bool mask | [(y0, y1, x0, x1), ...]
@@ -351,8 +472,13 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
 
     Yields
     ------
-    TrainStep, Validation, Notice, and finally TrainFinished.
-    Stopping the iteration early leaves the last yielded ``model`` usable.
+    TrainStep, Validation, Notice, and finally TrainFinished
+        Every event carries the same model object, updated in place: the weights of the
+        moment, in eval mode. Stopping the iteration early (``close()`` or ``break``)
+        leaves it usable. ``Notice``: the batch was halved after running out of memory.
+        ``TrainFinished.reason`` is "completed", or "diverged" when the loss or the
+        weights became non-finite: the last weights whose loss was finite are restored.
+        A run with ``validation`` ends with the best-scoring weights.
 
     Raises
     ------
@@ -361,11 +487,11 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
-    base = load_model(model, device="cpu")
-    working = copy.deepcopy(base)
+    # a model object is copied where it is: load_model would move the caller's network
+    working = copy.deepcopy(model) if isinstance(model, SegmentationModel) else load_model(model, device="cpu")
     network = working.network
     annotations = prepare_annotations(working, images, labels, regions, config)
-    validation = [(np.asarray(i), check_labels(l, name="validation labels")) for i, l in (validation or [])]
+    validation = _validation_pairs(validation)
     sampler = PatchSampler(network, annotations, config)
     network.to(device)
     optimiser = _optimiser(network, config)
@@ -375,7 +501,8 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     batches = sampler.batches(config.seed, config.batch_size, config.workers)
     best = (-1.0, None, None)
     start = time.perf_counter()
-    last_good = copy.deepcopy(network.state_dict())
+    # the weights that last gave a finite loss, and the number of steps that produced them
+    verified, verified_step = _snapshot(network), 0
     recent: list[float] = []
     step = 0
     while step < config.iterations:
@@ -384,6 +511,7 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
             group["lr"] = rate
         inputs, classes, weights = (tensor[:batch_size] for tensor in next(batches))
         _train_mode(network, config.freeze_batchnorm)
+        before = _snapshot(network)
         try:
             loss = _step(network, optimiser, scaler, inputs, classes, weights, device, config.precision)
         except Exception as error:  # noqa: BLE001 - only allocation failures are retried
@@ -395,15 +523,21 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
             batch_size //= 2
             yield Notice(step=step, message=f"out of memory: continuing with batch size {batch_size}")
             continue
-        if not math.isfinite(loss):
-            network.load_state_dict(last_good)
+        if math.isfinite(loss):
+            verified, verified_step = before, step
+        problem = (f"loss became {loss}" if not math.isfinite(loss)
+                   else None if _parameters_finite(network) else "weights became non-finite")
+        if problem is not None:
+            # a non-finite loss usually means the previous step already blew the weights up,
+            # so the weights restored are the last ones whose loss was finite
+            network.load_state_dict(verified)
             network.eval()
-            working.history.append(_history_entry(config, step, recent, "diverged", annotations))
-            yield TrainFinished(model=working, steps=step, reason="diverged", message=(
-                f"loss became {loss} at step {step + 1} (learning rate {rate:.2g}); the weights of the "
-                f"last good step were restored — try a lower learning rate"))
+            working.history.append(_history_entry(config, verified_step, recent, "diverged", annotations))
+            kept = f"the weights after step {verified_step}" if verified_step else "the starting weights"
+            yield TrainFinished(model=working, steps=verified_step, reason="diverged", message=(
+                f"{problem} at step {step + 1} (learning rate {rate:.2g}); {kept}, the last with a finite "
+                f"loss, were restored — try a lower learning rate"))
             return
-        last_good = {key: value.detach().clone() for key, value in network.state_dict().items()}
         step += 1
         recent = (recent + [loss])[-20:]
         elapsed = time.perf_counter() - start
@@ -427,6 +561,33 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
                         message=f"{step} steps, final loss {np.mean(recent):.4f}")
 
 
+def _snapshot(network) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in network.state_dict().items()}
+
+
+def _parameters_finite(network) -> bool:
+    # one reduction and one device sync for the whole network; an overflowing sum counts
+    # as divergence too
+    return bool(torch.isfinite(torch.stack([p.detach().float().sum() for p in network.parameters()]).sum()))
+
+
+def _validation_pairs(validation) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Check the held-out ``(image, labels)`` pairs before training rather than at step 50."""
+    pairs = []
+    for index, pair in enumerate(validation or []):
+        try:
+            image, labels = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"validation[{index}] must be an (image, labels) pair") from None
+        layout = describe_image(image)
+        labels = check_labels(labels, name=f"validation labels[{index}]")
+        if layout.stacked or labels.shape != layout.plane_shape:
+            raise ValueError(f"validation labels[{index}] have shape {labels.shape}, their image "
+                             f"has shape {layout.shape}; pass 2-D (Y, X) or RGB images with matching labels")
+        pairs.append((np.asarray(image), labels))
+    return pairs
+
+
 def _step(network, optimiser, scaler, inputs, classes, weights, device, precision) -> float:
     inputs, classes, weights = inputs.to(device), classes.to(device), weights.to(device)
     optimiser.zero_grad(set_to_none=True)
@@ -446,7 +607,23 @@ def _step(network, optimiser, scaler, inputs, classes, weights, device, precisio
 
 
 def validate(model: SegmentationModel, pairs, config: TrainConfig) -> dict:
-    """AP@0.5, IoU and weighted loss of ``model`` on fully annotated ``(image, labels)`` pairs."""
+    """AP@0.5, IoU and weighted loss of ``model`` on fully annotated ``(image, labels)`` pairs.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        Scored on the device it is on.
+    pairs : list of ((Y, X) or (Y, X, 3) ndarray, (Y, X) ndarray of int)
+        Held-out images with complete instance labels.
+    config : TrainConfig
+        ``precision``, and ``w0`` / ``sigma`` of the weighted loss.
+
+    Returns
+    -------
+    dict of str to float
+        ``loss`` (weighted cross entropy as in training), ``ap50`` (TP / (TP + FP + FN) at
+        IoU 0.5) and ``iou`` (foreground IoU), each the mean over the pairs.
+    """
     from .instances import probabilities_to_labels
     from .metrics import evaluate
     from .predict import predict_probabilities
@@ -480,8 +657,24 @@ def finetune(model, images, labels, *, regions=None, validation=None, config: Tr
              callback: Callable[[object], None] | None = None) -> SegmentationModel:
     """Blocking :func:`iter_finetune`: returns the fine-tuned copy of ``model``.
 
-    ``callback(event)`` is called with every event. A diverged run warns and returns the
-    last good weights.
+    Parameters
+    ----------
+    model, images, labels, regions, validation, config
+        As for :func:`iter_finetune`.
+    callback : callable, optional
+        Called with every event (``TrainStep``, ``Validation``, ``Notice``,
+        ``TrainFinished``), e.g. to print progress.
+
+    Returns
+    -------
+    SegmentationModel
+        The fine-tuned copy, in eval mode, with a new ``history`` entry.
+
+    Warns
+    -----
+    RuntimeWarning
+        The loss or the weights became non-finite; the model returned holds the last
+        weights whose loss was finite.
     """
     import warnings
 

@@ -1,0 +1,315 @@
+"""`napari-unet segment / models / demo`: outputs, and one-line errors for every bad input."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+import napari_unet as nu
+from napari_unet.cli import main
+from napari_unet.io_images import output_stem, read_image
+
+SCRIPT = Path(sys.executable).parent / "napari-unet"
+
+
+def _run(capsys, *argv):
+    code = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out
+    return code, captured.out, captured.err
+
+
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def good_image(tmp_path, rng):
+    path = tmp_path / "good.tif"
+    tifffile.imwrite(path, rng.random((40, 52)).astype(np.float32))
+    return path
+
+
+def _missing(folder, rng):
+    return folder / "missing.tif"
+
+
+def _corrupt_tiff(folder, rng):
+    path = folder / "corrupt.tif"
+    path.write_bytes(rng.bytes(600))
+    return path
+
+
+def _truncated_tiff(folder, rng):
+    whole = folder / "whole.tif"
+    tifffile.imwrite(whole, rng.random((64, 64)).astype(np.float32))
+    path = folder / "truncated.tif"
+    path.write_bytes(whole.read_bytes()[:4000])
+    whole.unlink()
+    return path
+
+
+def _four_d(folder, rng):
+    path = folder / "four_d.tif"
+    tifffile.imwrite(path, rng.random((2, 3, 16, 16)).astype(np.float32), photometric="minisblack")
+    return path
+
+
+def _five_d(folder, rng):
+    path = folder / "five_d.tif"
+    tifffile.imwrite(path, rng.random((2, 2, 2, 16, 16)).astype(np.float32))
+    return path
+
+
+def _empty(folder, rng):
+    path = folder / "empty.tif"
+    path.touch()
+    return path
+
+
+def _directory(folder, rng):
+    path = folder / "folder.tif"
+    path.mkdir()
+    return path
+
+
+def _unreadable_extension(folder, rng):
+    path = folder / "notes.txt"
+    path.write_text("not an image")
+    return path
+
+
+def _junk_png(folder, rng):
+    path = folder / "junk.png"
+    path.write_bytes(rng.bytes(300))
+    return path
+
+
+def _pickled_npy(folder, rng):
+    path = folder / "objects.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return path
+
+
+def _complex_tiff(folder, rng):
+    path = folder / "complex.tif"
+    tifffile.imwrite(path, np.zeros((16, 16), dtype=np.complex64))
+    return path
+
+
+BAD_INPUTS = [
+    (_missing, "no such file"),
+    (_corrupt_tiff, "not a TIFF file"),
+    (_truncated_tiff, "cannot be read as TIFF"),
+    (_four_d, r"image shape \(2, 3, 16, 16\) is not .* select a single channel or plane"),
+    (_five_d, r"image shape \(2, 2, 2, 16, 16\) is not"),
+    (_empty, r"empty file \(0 bytes\)"),
+    (_directory, "is a folder, not an image file"),
+    (_unreadable_extension, r"unsupported file type '.txt' \(use .tif"),
+    (_junk_png, "not a PNG file"),
+    (_pickled_npy, "cannot be read as NPY"),
+    (_complex_tiff, "image dtype must be bool, integer or float, got complex64"),
+]
+
+
+@pytest.mark.parametrize("make_bad, message", BAD_INPUTS, ids=[case[0].__name__.strip("_") for case in BAD_INPUTS])
+def test_a_bad_input_is_one_error_line_and_the_others_are_still_written(
+        make_bad, message, good_image, tiny_model_file, tmp_path, rng, capsys):
+    bad = make_bad(tmp_path, rng)
+    later = tmp_path / "later.tif"
+    tifffile.imwrite(later, rng.integers(0, 255, (24, 20), dtype=np.uint8))
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(capsys, "segment", good_image, bad, later, "--model", tiny_model_file,
+                                "--out", out, "--device", "cpu")
+    assert code != 0
+    (line,) = _errors(stderr)
+    assert line.startswith(f"error: {bad}: ")
+    assert re.search(message, line), line
+    assert sorted(p.name for p in out.iterdir()) == ["good_labels.tif", "later_labels.tif"]
+    assert stdout.split() == [str(out / "good_labels.tif"), str(out / "later_labels.tif")]
+
+
+def test_every_bad_input_in_one_call_gives_one_line_each(good_image, tiny_model_file, tmp_path, rng, capsys):
+    bad = [make(tmp_path, rng) for make, _ in BAD_INPUTS]
+    code, _, stderr = _run(capsys, "segment", *bad, good_image, "--model", tiny_model_file,
+                           "--out", tmp_path / "out", "--device", "cpu")
+    assert code == 1
+    lines = _errors(stderr)
+    assert [line.split(": ")[0] for line in lines] == ["error"] * len(bad)
+    assert [line.split(": ")[1] for line in lines] == [str(path) for path in bad]
+    assert (tmp_path / "out" / "good_labels.tif").is_file()
+
+
+@pytest.mark.parametrize("shape, dtype, labels_shape", [
+    ((40, 52), np.float32, (40, 52)),
+    ((3, 40, 52), np.uint16, (3, 40, 52)),  # Z, Y, X stack: labels per plane
+    ((40, 52, 3), np.uint8, (40, 52)),  # RGB: one label image
+    ((1, 1), np.float32, (1, 1)),
+])
+def test_outputs_have_the_image_shape(shape, dtype, labels_shape, tiny_model_file, tmp_path, rng, capsys):
+    path = tmp_path / "cells.tif"
+    data = (rng.random(shape) * 200).astype(dtype)
+    tifffile.imwrite(path, data, photometric="rgb" if shape[-1] == 3 else "minisblack")
+    code, _, stderr = _run(capsys, "segment", path, "--model", tiny_model_file, "--out", tmp_path / "out",
+                           "--device", "cpu", "--probabilities")
+    assert code == 0 and stderr == ""
+    labels = tifffile.imread(tmp_path / "out" / "cells_labels.tif")
+    probabilities = tifffile.imread(tmp_path / "out" / "cells_probabilities.tif")
+    assert labels.shape == labels_shape and labels.dtype == np.uint8
+    assert probabilities.shape == (3,) + labels_shape and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=0), 1, atol=1e-5)
+    for name in ("cells_labels.tif", "cells_probabilities.tif"):
+        # a (3, ...) result is planes, not colour, for every TIFF reader
+        with tifffile.TiffFile(tmp_path / "out" / name) as written:
+            assert written.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
+
+
+def test_labels_match_the_python_api(tiny_model, tiny_model_file, tmp_path, rng, capsys):
+    image = rng.random((48, 40)).astype(np.float32)
+    np.save(tmp_path / "cells.npy", image)
+    code, _, _ = _run(capsys, "segment", tmp_path / "cells.npy", "--model", tiny_model_file,
+                      "--out", tmp_path / "out", "--device", "cpu", "--tile-size", "16", "--probabilities")
+    assert code == 0
+    expected = nu.predict_probabilities(image, tiny_model, device="cpu")
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "out" / "cells_probabilities.tif"), expected, atol=1e-5)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "cells_labels.tif"),
+                                  nu.segment(image, tiny_model, device="cpu"))
+
+
+def test_the_probabilities_option_only_adds_a_file(tiny_model_file, good_image, tmp_path, capsys):
+    _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "plain", "--device", "cpu")
+    _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "both", "--device", "cpu",
+         "--probabilities")
+    assert [p.name for p in (tmp_path / "plain").iterdir()] == ["good_labels.tif"]
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "plain" / "good_labels.tif"),
+                                  tifffile.imread(tmp_path / "both" / "good_labels.tif"))
+
+
+@pytest.mark.parametrize("name, stem", [
+    ("cells.tif", "cells"), ("cells.v2.tiff", "cells.v2"), ("scan.ome.tif", "scan"), ("a.b.npy", "a.b"),
+])
+def test_output_names_keep_all_but_the_image_suffix(name, stem):
+    assert output_stem(Path("folder") / name) == stem
+
+
+def test_inputs_that_would_share_an_output_name_do_not_overwrite(tiny_model_file, tmp_path, rng, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "img.tif", tmp_path / "b" / "img.tif"
+    tifffile.imwrite(first, np.zeros((16, 16), np.uint8))
+    tifffile.imwrite(second, rng.random((20, 24)).astype(np.float32))
+    code, _, stderr = _run(capsys, "segment", first, second, "--model", tiny_model_file,
+                           "--out", tmp_path / "out", "--device", "cpu")
+    assert code == 1
+    (line,) = _errors(stderr)
+    assert line.startswith(f"error: {second}: its results would overwrite those of {first}")
+    assert tifffile.imread(tmp_path / "out" / "img_labels.tif").shape == (16, 16)
+
+
+def _text_file(folder):
+    path = folder / "model.safetensors"
+    path.write_text("hello")
+    return path
+
+
+def _tiff_as_model(folder):
+    path = folder / "image.tif"
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint8))
+    return path
+
+
+def _model_folder(folder):
+    path = folder / "models"
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("make_model, message", [
+    (lambda folder: folder / "absent.safetensors", "no such file, and not a shipped model name"),
+    (_text_file, r"not a model file \(only 5 bytes\)"),
+    (_tiff_as_model, "not a safetensors model file"),
+    (_model_folder, "is a folder, not a model file"),
+])
+def test_a_bad_model_is_one_error_line_and_nothing_is_written(make_model, message, good_image, tmp_path, capsys):
+    model = make_model(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(capsys, "segment", good_image, "--model", model, "--out", out)
+    assert code == 2 and stdout == ""
+    (line,) = _errors(stderr)
+    assert line.startswith(f"error: --model {model}: ") and re.search(message, line)
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_is_refused_and_kept(good_image, tiny_model_file, tmp_path, capsys):
+    out = tmp_path / "results"
+    out.write_text("keep me")
+    for target, message in ((out, f"error: --out {out}: is a file, not a folder"),
+                            (out / "sub", f"error: --out {out / 'sub'}: {out} is a file, not a folder")):
+        code, _, stderr = _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", target)
+        assert code == 2 and _errors(stderr) == [message]
+    assert out.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--prune-level", "5"], "error: --prune-level: prune_level must be one of [2]"),
+    (["--device", "quantum"], "error: device 'quantum' is not a device name"),
+])
+def test_bad_options_are_one_line_before_any_file_is_read(options, message, good_image, tiny_model_file,
+                                                          tmp_path, capsys):
+    code, _, stderr = _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "out",
+                           *options)
+    assert code == 2 and len(_errors(stderr)) == 1 and _errors(stderr)[0].startswith(message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_exit_with_two(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["segment", "--out", "x"])
+    assert raised.value.code == 2 and "the following arguments are required: INPUT" in capsys.readouterr().err
+
+
+def test_models_lists_every_shipped_model(capsys):
+    code, stdout, stderr = _run(capsys, "models")
+    assert code == 0
+    assert [line.split("\t")[0] for line in stdout.splitlines()] == nu.list_models()
+    if not nu.list_models():
+        assert "no shipped models" in stderr
+
+
+def test_models_says_so_when_none_are_shipped(monkeypatch, capsys):
+    monkeypatch.setattr("napari_unet.models.list_models", lambda: [])
+    code, stdout, stderr = _run(capsys, "models")
+    assert code == 0 and stdout == ""
+    assert _errors(stderr) == ["no shipped models are installed; pass a .safetensors file to --model"]
+
+
+def test_demo_segments_and_scores_the_sample(tiny_model_file, tmp_path, capsys):
+    code, stdout, _ = _run(capsys, "demo", "--model", tiny_model_file, "--out", tmp_path / "demo", "--device", "cpu")
+    assert code == 0 and "AP@0.5 = " in stdout
+    labels = read_image(tmp_path / "demo" / "sample_nuclei_labels.tif")
+    assert labels.shape == read_image(tmp_path / "demo" / "sample_nuclei.tif").shape
+
+
+def test_demo_with_a_bad_model_writes_nothing(tmp_path, capsys):
+    code, _, stderr = _run(capsys, "demo", "--model", tmp_path / "absent.safetensors", "--out", tmp_path / "demo")
+    assert code == 2 and _errors(stderr)[0].startswith("error: --model ")
+    assert not (tmp_path / "demo").exists()
+
+
+def test_the_console_script_runs(tiny_model_file, good_image, tmp_path):
+    environment = dict(os.environ, PYTHONWARNINGS="ignore")
+    listed = subprocess.run([SCRIPT, "models"], capture_output=True, text=True, env=environment, timeout=300)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == nu.list_models()
+    missing = tmp_path / "missing.tif"
+    run = subprocess.run([SCRIPT, "segment", good_image, missing, "--model", tiny_model_file, "--out", tmp_path / "out",
+                          "--device", "cpu"], capture_output=True, text=True, env=environment, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [f"error: {missing}: no such file"]
+    assert run.stdout.split() == [str(tmp_path / "out" / "good_labels.tif")]
+    assert tifffile.imread(tmp_path / "out" / "good_labels.tif").shape == (40, 52)
