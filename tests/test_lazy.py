@@ -93,3 +93,22 @@ def test_segment_lazy_gives_labels_of_the_image_shape(tiny_model, rng):
     labels = segment_lazy(image, tiny_model, chunk_size=32, overlap=16, device="cpu")
     assert labels.shape == image.shape and labels.dtype.kind == "u"
     assert labels.compute().shape == image.shape
+
+
+def test_cli_segments_huge_planes_chunk_by_chunk(tiny_model_file, tmp_path, rng, monkeypatch):
+    import tifffile
+
+    from napari_unet import cli
+    from napari_unet.instances import relabel_sequential
+
+    image = (rng.random((150, 170)) * 1000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "big.tif", image)
+    monkeypatch.setattr(cli, "LARGE_PLANE_PIXELS", 100 * 100)
+    calls = []
+    original = cli._segment_chunked
+    monkeypatch.setattr(cli, "_segment_chunked", lambda *args: calls.append(1) or original(*args))
+    assert cli.main(["segment", str(tmp_path / "big.tif"), "--model", str(tiny_model_file), "--out",
+                     str(tmp_path), "--device", "cpu"]) == 0
+    assert calls
+    expected = relabel_sequential(segment_lazy(image, str(tiny_model_file), device="cpu").compute())
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "big_labels.tif"), expected)

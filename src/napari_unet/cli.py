@@ -70,6 +70,8 @@ def _segment_file(path: Path, model, args) -> list[Path]:
     try:
         if getattr(args, "scheduler", None):
             labels, probabilities = _segment_on_cluster(image, model, args.probabilities, options)
+        elif not args.probabilities and _plane_pixels(image) > LARGE_PLANE_PIXELS:
+            labels, probabilities = _segment_chunked(image, model, options), None
         elif args.probabilities:
             # predict once, label from the same probabilities
             probabilities = predict_probabilities(image, model, progress=progress, **options)
@@ -83,6 +85,36 @@ def _segment_file(path: Path, model, args) -> list[Path]:
         if bar is not None:
             bar.close()
     return written
+
+
+# planes larger than this are segmented chunk by chunk (memory stays bounded)
+LARGE_PLANE_PIXELS = 4096 * 4096
+
+
+def _plane_pixels(image) -> int:
+    from .images import describe_image
+
+    height, width = describe_image(image).plane_shape
+    return height * width
+
+
+def _segment_chunked(image, model, options: dict) -> np.ndarray:
+    """Huge images: chunked prediction and labels (one chunk at a time), sequential ids."""
+    import dask
+    import dask.array as da
+
+    from .instances import relabel_sequential
+    from .lazy import segment_lazy
+
+    lazy = segment_lazy(image, model, **options)
+    labels = np.empty(lazy.shape, dtype=lazy.dtype)
+    with dask.config.set(scheduler="sync"):
+        da.store(lazy, labels, lock=False)
+    if labels.ndim == 3:
+        planes = [relabel_sequential(plane) for plane in labels]
+        dtype = np.result_type(*[plane.dtype for plane in planes])
+        return np.stack([plane.astype(dtype, copy=False) for plane in planes])
+    return relabel_sequential(labels)
 
 
 def _segment_on_cluster(image, model, with_probabilities: bool, options: dict):

@@ -84,6 +84,22 @@ def smallest_label_dtype(count: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
+def _relabel_sparse(labels: np.ndarray, min_size: int, rows: int = 512) -> np.ndarray:
+    """:func:`relabel_sequential` for few, large ids (e.g. chunked labels named after their
+    centroids), block by block so no image-sized temporary is made."""
+    blocks = [slice(start, start + rows) for start in range(0, labels.shape[0], rows)]
+    found = [np.unique(labels[block], return_counts=True) for block in blocks]
+    ids, inverse = np.unique(np.concatenate([f[0] for f in found]), return_inverse=True)
+    sizes = np.bincount(inverse, weights=np.concatenate([f[1] for f in found]))
+    keep = (sizes >= max(min_size, 1)) & (ids != 0)
+    mapping = np.zeros(ids.size, dtype=np.int64)
+    mapping[keep] = np.arange(1, int(keep.sum()) + 1)
+    out = np.empty(labels.shape, dtype=smallest_label_dtype(int(keep.sum())))
+    for block in blocks:
+        out[block] = mapping[np.searchsorted(ids, labels[block])]
+    return out
+
+
 def relabel_sequential(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     """Drop objects smaller than ``min_size`` and number the rest 1..n in the smallest dtype."""
     labels = np.asarray(labels)
@@ -91,12 +107,7 @@ def relabel_sequential(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
         # a bool array would index the mapping as a mask rather than by value
         labels = labels.view(np.uint8)
     if labels.size and int(labels.max()) > 4 * labels.size:
-        # sparse ids (e.g. chunked labels named after centroids): avoid a bincount of max(id)
-        ids, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-        keep = (sizes >= max(min_size, 1)) & (ids != 0)
-        mapping = np.zeros(ids.size, dtype=np.int64)
-        mapping[keep] = np.arange(1, int(keep.sum()) + 1)
-        return mapping[inverse.reshape(labels.shape)].astype(smallest_label_dtype(int(keep.sum())))
+        return _relabel_sparse(labels, min_size)
     sizes = np.bincount(labels.ravel())
     keep = sizes >= max(min_size, 1)
     keep[0] = False
