@@ -89,6 +89,7 @@ def _segment_file(path: Path, model, args) -> list[Path]:
 
 # planes larger than this are segmented chunk by chunk (memory stays bounded)
 LARGE_PLANE_PIXELS = 4096 * 4096
+CHUNK = 512
 
 
 def _plane_pixels(image) -> int:
@@ -106,7 +107,8 @@ def _segment_chunked(image, model, options: dict) -> np.ndarray:
     from .instances import relabel_sequential
     from .lazy import segment_lazy
 
-    lazy = segment_lazy(image, model, **options)
+    # one tile per chunk: no extra compute, and few probability chunks held at a time
+    lazy = segment_lazy(image, model, chunk_size=CHUNK, **options)
     labels = np.empty(lazy.shape, dtype=lazy.dtype)
     with dask.config.set(scheduler="sync"):
         da.store(lazy, labels, lock=False)

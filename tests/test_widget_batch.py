@@ -1,0 +1,95 @@
+"""Batch segment dock widget in a real viewer (Xvfb): a trained tiny model, small images."""
+
+import dask.array as da
+import numpy as np
+import pytest
+import tifffile
+from widget_helpers import count_cells, messages, registry, trained_model, viewer, wait_until_idle  # noqa: F401
+
+import napari_unet as nu
+
+pytest.importorskip("napari")
+
+
+@pytest.fixture
+def widget(viewer, registry, trained_model):
+    from napari_unet._widgets.batch import BatchWidget
+
+    widget = BatchWidget(viewer)
+    widget.model.select(registry.add("trained", trained_model))
+    widget.device.value = "cpu"
+    return widget
+
+
+@pytest.fixture
+def stack(viewer):
+    image = viewer.layers["nuclei"].data
+    data = da.from_array(np.stack([image[:48, :64], image[48:, 64:]]), chunks=(1, 48, 64))
+    return viewer.add_image(data, name="stack/2")
+
+
+def test_every_image_gets_its_labels_layer_and_tiff(widget, viewer, stack, qtbot, trained_model, tmp_path):
+    viewer.add_image(np.zeros((8, 8), np.float32), name="made here", metadata={"napari_unet": {"role": "x"}})
+    widget.save.value = True
+    widget.folder.value = tmp_path
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    expected = {"nuclei": nu.segment(viewer.layers["nuclei"].data, trained_model, device="cpu"),
+                "stack/2": nu.segment(stack.data, trained_model, device="cpu")}
+    assert count_cells(expected["nuclei"]) >= 3
+    for name, labels in expected.items():
+        np.testing.assert_array_equal(viewer.layers[f"{name} labels"].data, labels)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "nuclei_labels.tif"), expected["nuclei"])
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "stack_2_labels.tif"), expected["stack/2"])
+    assert "made here labels" not in viewer.layers  # the plugin's own outputs are not inputs
+    assert widget.controls.progress.value == widget.controls.progress.max == 3  # planes: 1 + 2
+
+
+def test_selected_images_only_and_rerun_updates_the_same_layer(widget, viewer, stack, qtbot):
+    user_layer = viewer.add_labels(np.full((96, 128), 5, np.uint8), name="stack/2 labels")
+    widget.images.value = [stack]
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    assert "nuclei labels" not in viewer.layers
+    ours = [layer for layer in viewer.layers if layer.name.startswith("stack/2 labels") and layer is not user_layer]
+    assert len(ours) == 1 and ours[0].data.shape == (2, 48, 64)
+    layers_before = list(viewer.layers)
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    assert list(viewer.layers) == layers_before and (user_layer.data == 5).all()
+
+
+def test_cancel_stops_after_the_current_plane(widget, viewer, qtbot):
+    big = viewer.add_image(np.repeat(viewer.layers["nuclei"].data[None], 6, axis=0), name="big")
+    widget.images.value = [big]
+    done = []
+    widget.run()
+    widget.worker.yielded.connect(lambda item: (done.append(item.done), widget.controls.cancel.clicked()))
+    wait_until_idle(qtbot, widget)
+    assert 1 <= len(done) < 6 and "big labels" not in viewer.layers
+    assert widget.controls.status.value == "cancelled"
+
+
+def test_bad_inputs_are_explained_before_a_run(widget, viewer, messages, tmp_path):
+    widget.save.value = True
+    widget.folder.value = tmp_path / "missing"
+    widget.run()
+    assert "does not exist" in messages[-1] and widget.worker is None
+    viewer.layers.clear()
+    widget.run()
+    assert "no image layer" in messages[-1] and widget.worker is None
+
+
+def test_an_error_in_the_worker_is_reported_and_layers_survive(widget, viewer, messages, qtbot, monkeypatch):
+    from napari_unet._widgets import batch
+
+    def failing_job(*args):
+        yield from ()
+        raise MemoryError("not enough memory for the tile")
+
+    monkeypatch.setattr(batch, "batch_job", failing_job)
+    names = [layer.name for layer in viewer.layers]
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    assert "Batch segment failed" in messages[-1] and "not enough memory" in messages[-1]
+    assert [layer.name for layer in viewer.layers] == names and widget.controls.run.enabled

@@ -1,0 +1,174 @@
+"""Segment dock widget in a real viewer (Xvfb): tiny models, a 96 x 128 crop of the sample."""
+
+import dask.array as da
+import numpy as np
+import pytest
+from widget_helpers import count_cells, messages, registry, trained_model, viewer, wait_until_idle  # noqa: F401
+
+import napari_unet as nu
+
+pytest.importorskip("napari")
+
+
+@pytest.fixture
+def widget(viewer, registry, trained_model):
+    from napari_unet._widgets.segment import SegmentWidget
+
+    widget = SegmentWidget(viewer)
+    widget.model.select(registry.add("trained", trained_model))
+    widget.image.value = viewer.layers["nuclei"]
+    widget.tile_size.value = 32
+    return widget
+
+
+def run_collecting(widget):
+    items = []
+    widget.run()
+    widget.worker.yielded.connect(items.append)
+    return items
+
+
+def test_labels_fill_tile_by_tile_and_end_equal_to_segment(widget, viewer, qtbot, trained_model):
+    from napari_unet._widgets.segment import PlaneLabelled, TilePainted
+
+    widget.with_probabilities.value = True
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera.center = (0, 80, 120)  # the view sits on the bottom-right corner
+    items = run_collecting(widget)
+    wait_until_idle(qtbot, widget)
+    expected = nu.segment(viewer.layers["nuclei"].data, trained_model, tile_size=32, device="cpu")
+    assert count_cells(expected) >= 3
+    np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, expected)
+    tiles = [item for item in items if isinstance(item, TilePainted)]
+    assert len(tiles) == tiles[0].total > 1 and isinstance(items[-1], PlaneLabelled)
+    first = tiles[0]
+    assert first.y.start <= 80 < first.y.stop and first.x.start <= 120 < first.x.stop  # visible tiles first
+    probabilities = nu.predict_probabilities(viewer.layers["nuclei"].data, trained_model, tile_size=32, device="cpu")
+    np.testing.assert_allclose(viewer.layers["nuclei boundary probability"].data, probabilities[2], atol=1e-6)
+    assert "cells" in widget.controls.status.value and widget.controls.run.enabled
+
+
+def test_a_stack_starts_with_the_plane_on_screen(widget, viewer, qtbot, trained_model):
+    image = viewer.layers["nuclei"].data
+    stack = da.from_array(np.stack([image, image[::-1], image[:, ::-1]]), chunks=(1, 48, 64))  # dask-backed
+    layer = viewer.add_image(stack, name="stack")
+    viewer.dims.set_current_step(0, 2)
+    widget.image.value = layer
+    items = run_collecting(widget)
+    wait_until_idle(qtbot, widget)
+    assert items[0].plane == 2
+    expected = nu.segment(stack, trained_model, tile_size=32, device="cpu")
+    np.testing.assert_array_equal(viewer.layers["stack labels"].data, expected)
+
+
+def test_rgb_images_are_segmented(widget, viewer, qtbot, trained_model):
+    grey = viewer.layers["nuclei"].data
+    rgb = np.stack([grey, grey // 2, grey // 3], axis=-1)
+    widget.image.value = viewer.add_image(rgb, name="colour", rgb=True)
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    expected = nu.segment(rgb, trained_model, tile_size=32, device="cpu", rgb=True)
+    assert viewer.layers["colour labels"].data.shape == grey.shape
+    np.testing.assert_array_equal(viewer.layers["colour labels"].data, expected)
+
+
+def test_rerun_updates_its_own_layer_and_never_a_users(widget, viewer, qtbot):
+    mine = viewer.add_labels(np.full((96, 128), 7, np.uint16), name="nuclei labels")
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    ours = widget.labels_layer
+    assert ours is not mine and (mine.data == 7).all()
+    layers_before = list(viewer.layers)
+    widget.tile_size.value = 64
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    assert widget.labels_layer is ours and list(viewer.layers) == layers_before
+    assert (mine.data == 7).all()
+
+
+def test_prune_levels_are_offered_only_for_a_deeply_supervised_unetplusplus(widget, registry, viewer, qtbot):
+    assert not widget.prune_level.enabled and widget.prune_level.choices == ("accurate",)
+    model = nu.create_model("unetplusplus", depth=2, base_channels=8, deep_supervision=True)
+    model.network.eval()
+    widget.model.select(registry.add("nested", model))
+    assert widget.prune_level.enabled and widget.prune_level.choices == ("accurate", "L1")
+    widget.prune_level.value = "L1"
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    expected = nu.segment(viewer.layers["nuclei"].data, model, tile_size=32, device="cpu", prune_level=1)
+    np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, expected)
+
+
+def test_cancel_stops_at_the_next_tile_while_the_event_loop_keeps_running(widget, qtbot):
+    from qtpy.QtCore import QTimer
+
+    widget.tile_size.value = 8  # 12 x 16 tiles
+    ticks = []
+
+    def tick():
+        ticks.append(widget.worker is not None)
+        if len(ticks) == 10:  # the GUI thread ran ten times during the run: press Cancel
+            widget.controls.cancel.clicked()
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    items = run_collecting(widget)
+    timer.start(10)
+    wait_until_idle(qtbot, widget)
+    timer.stop()
+    assert ticks[:10] == [True] * 10
+    assert 1 <= len(items) < items[0].total
+    assert widget.controls.status.value == "cancelled" and widget.controls.run.enabled
+
+
+def test_closing_the_widget_mid_run_stops_the_worker(widget, qtbot):
+    widget.tile_size.value = 8
+    widget.run()
+    worker = widget.worker
+    widget.native.deleteLater()
+    qtbot.waitUntil(lambda: worker.abort_requested, timeout=10_000)
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
+
+
+def test_bad_inputs_are_explained_before_a_run(widget, viewer, messages, tmp_path):
+    from napari_unet._widgets._common import OPEN_FILE
+
+    widget.model.choice.value = OPEN_FILE
+    widget.model.file.value = tmp_path / "missing.safetensors"
+    widget.run()
+    assert "does not exist" in messages[-1] and widget.worker is None
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model at all")
+    widget.model.file.value = bad
+    widget.run()
+    assert "bad.safetensors" in messages[-1] and widget.worker is None
+    viewer.layers.clear()
+    widget.run()
+    assert "no image layer" in messages[-1] and widget.worker is None
+
+
+def test_an_error_in_the_worker_is_reported_and_nothing_is_lost(widget, viewer, messages, qtbot, monkeypatch):
+    from napari_unet._widgets import segment
+
+    def failing_job(*args):
+        yield from ()
+        raise RuntimeError("CUDA error: device-side assert triggered")  # torch raises RuntimeError
+
+    monkeypatch.setattr(segment, "segment_job", failing_job)
+    layers_before = [(layer.name, layer.data.copy()) for layer in viewer.layers]
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    assert "device-side assert" in messages[-1]
+    assert widget.controls.run.enabled and not widget.controls.cancel.enabled
+    for name, data in layers_before:
+        np.testing.assert_array_equal(viewer.layers[name].data, data)
+
+
+def test_closing_the_viewer_mid_run_stops_the_worker(widget, viewer, qtbot):
+    viewer.window.add_dock_widget(widget, name="Segment")
+    widget.tile_size.value = 8
+    widget.run()
+    worker = widget.worker
+    viewer.close()
+    qtbot.waitUntil(lambda: worker.abort_requested, timeout=10_000)
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
