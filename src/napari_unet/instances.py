@@ -84,6 +84,10 @@ def smallest_label_dtype(count: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
+# ids above this are relabelled block by block (a bincount would allocate max(id) counters)
+SPARSE_IDS = 2**20
+
+
 def _relabel_sparse(labels: np.ndarray, min_size: int, rows: int = 512) -> np.ndarray:
     """:func:`relabel_sequential` for few, large ids (e.g. chunked labels named after their
     centroids), block by block so no image-sized temporary is made."""
@@ -92,9 +96,9 @@ def _relabel_sparse(labels: np.ndarray, min_size: int, rows: int = 512) -> np.nd
     ids, inverse = np.unique(np.concatenate([f[0] for f in found]), return_inverse=True)
     sizes = np.bincount(inverse, weights=np.concatenate([f[1] for f in found]))
     keep = (sizes >= max(min_size, 1)) & (ids != 0)
-    mapping = np.zeros(ids.size, dtype=np.int64)
+    mapping = np.zeros(ids.size, dtype=smallest_label_dtype(int(keep.sum())))
     mapping[keep] = np.arange(1, int(keep.sum()) + 1)
-    out = np.empty(labels.shape, dtype=smallest_label_dtype(int(keep.sum())))
+    out = np.empty(labels.shape, dtype=mapping.dtype)
     for block in blocks:
         out[block] = mapping[np.searchsorted(ids, labels[block])]
     return out
@@ -106,14 +110,15 @@ def relabel_sequential(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     if labels.dtype.kind == "b":
         # a bool array would index the mapping as a mask rather than by value
         labels = labels.view(np.uint8)
-    if labels.size and int(labels.max()) > 4 * labels.size:
+    if labels.size and int(labels.max()) > SPARSE_IDS:
         return _relabel_sparse(labels, min_size)
     sizes = np.bincount(labels.ravel())
     keep = sizes >= max(min_size, 1)
     keep[0] = False
-    mapping = np.zeros(sizes.size, dtype=np.int64)
+    # the mapping has the output dtype, so no image-sized int64 temporary is made
+    mapping = np.zeros(sizes.size, dtype=smallest_label_dtype(int(keep.sum())))
     mapping[keep] = np.arange(1, int(keep.sum()) + 1)
-    return mapping[labels].astype(smallest_label_dtype(int(keep.sum())))
+    return mapping[labels]
 
 
 def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
