@@ -38,6 +38,23 @@ def test_annotation_layers_match_the_image(widget, viewer):
     assert [(pair.regions, pair.labels.shape) for pair in widget.pairs()] == [([(0, 48, 0, 64)], (96, 128))]
 
 
+def test_a_stroke_starting_outside_the_cells_paints_a_new_cell(widget, viewer):
+    from types import SimpleNamespace
+
+    from napari_unet._widgets.finetune import pick_cell_label
+
+    annotation = widget.add_annotation_layer()
+    assert annotation.mouse_drag_callbacks[0] is pick_cell_label
+    annotation.data[10:20, 10:20] = 3
+    pick_cell_label(annotation, SimpleNamespace(position=(50.0, 50.0)))  # empty: a new cell
+    assert annotation.selected_label == 4
+    pick_cell_label(annotation, SimpleNamespace(position=(15.0, 12.0)))  # inside cell 3: extend it
+    assert annotation.selected_label == 3
+    annotation.mode = "erase"
+    pick_cell_label(annotation, SimpleNamespace(position=(50.0, 50.0)))  # other modes: untouched
+    assert annotation.selected_label == 3
+
+
 def test_weight_map_and_augmentation_preview(widget, viewer):
     annotate_top_left(widget, viewer)
     widget.add_weight_map()

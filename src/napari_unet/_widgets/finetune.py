@@ -75,6 +75,16 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
+def pick_cell_label(layer, event) -> None:
+    """Mouse-press hook of annotation layers: paint the cell under the cursor, or a new one."""
+    if layer.mode != "paint":
+        return
+    index = tuple(int(round(value)) for value in layer.world_to_data(event.position))
+    inside = all(0 <= i < size for i, size in zip(index, layer.data.shape))
+    under = int(layer.data[index]) if inside else 0
+    layer.selected_label = under if under > 0 else int(layer.data.max()) + 1
+
+
 class FinetuneWidget(WorkerOwner, Container):
     """Dock widget: annotation layers -> a fine-tuned model, offered in Segment and Batch segment."""
 
@@ -140,7 +150,9 @@ class FinetuneWidget(WorkerOwner, Container):
                                         metadata={ANNOTATION_KEY: layer.name})
         labels.brush_size = max(3, min(shape[-2:]) // 80)
         labels.mode = "paint"
-        labels.selected_label = 1  # M (or the + button) picks the next free label: one per cell
+        labels.selected_label = 1
+        # a stroke that starts inside a cell extends it; one that starts elsewhere is a new cell
+        labels.mouse_drag_callbacks.insert(0, pick_cell_label)
         self.annotation_layer.reset_choices()
         self.annotation_layer.value = labels
         return labels
