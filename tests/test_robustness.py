@@ -131,3 +131,47 @@ def test_a_save_killed_mid_write_leaves_a_complete_file(tiny_model, tmp_path):
     # under the final name there is always a complete model: the old one or a new one
     loaded = nu.load_model(path, device="cpu")
     assert loaded.config.depth in (2, 4)
+
+
+def _traced_after(run) -> int:
+    """Bytes (numpy and Python) still allocated after ``run()`` returns and a collection."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    baseline = tracemalloc.get_traced_memory()[0]
+    run()
+    gc.collect()
+    remaining = tracemalloc.get_traced_memory()[0] - baseline
+    tracemalloc.stop()
+    return remaining
+
+
+def test_cancelled_prediction_frees_its_buffers(tiny_model, rng):
+    image = rng.random((600, 1200)).astype(np.float32)
+
+    def cancel_after_one_tile():  # the first tile's probabilities alone are 4.3 MB
+        tiles = nu.predict_tiles(image, tiny_model, tile_size=600, device="cpu")
+        next(tiles)
+        tiles.close()
+
+    cancel_after_one_tile()  # first use imports modules and fills one-time caches
+    assert _traced_after(cancel_after_one_tile) < 2 * 2**20
+
+
+def test_cancelled_training_frees_its_buffers(tiny_model):
+    from napari_unet.config import TrainConfig
+    from napari_unet.synth import SynthConfig, synth_dataset
+
+    (image, labels), = synth_dataset(1, seed=0, config=SynthConfig(shape=(768, 768)))
+
+    def cancel_after_two_steps():
+        events = nu.iter_finetune(tiny_model, image, labels,
+                                  config=TrainConfig(iterations=50, batch_size=2, patch_size=32, device="cpu"))
+        next(events)
+        next(events)
+        events.close()
+
+    cancel_after_two_steps()  # first use imports modules and fills one-time caches
+    assert _traced_after(cancel_after_two_steps) < 2 * 2**20  # its image, weights, labels: 2.4 MB each
