@@ -182,3 +182,26 @@ def test_reduced_precision_stays_close(precision, tiny_model):
     reference = nu.predict_probabilities(image, tiny_model, device="cpu")
     reduced = nu.predict_probabilities(image, tiny_model, device="cpu", precision=precision)
     assert np.abs(reduced - reference).max() < 0.05
+
+
+def test_tile_and_batch_follow_the_free_memory(tiny_model, monkeypatch, rng):
+    import torch
+
+    from napari_unet import predict
+    from napari_unet.predict import automatic_tiling, tile_memory_bytes
+
+    network, cpu, cuda = tiny_model.network, torch.device("cpu"), torch.device("cuda")
+    assert automatic_tiling(network, cpu, "fp32", None) == (512, 1)  # unknown: fixed defaults
+    plenty = 100 * tile_memory_bytes(network, 1024, "fp32")
+    assert automatic_tiling(network, cuda, "fp32", plenty) == (1024, predict.MAX_BATCH["cuda"])
+    tight = 3 * tile_memory_bytes(network, 128, "fp32")
+    tile, batch = automatic_tiling(network, cpu, "fp32", tight)
+    assert tile == 128 and batch == 1
+    assert tile_memory_bytes(network, tile, "fp32") <= predict.MEMORY_SHARE * tight
+    # predict_tiles uses them when the caller does not choose; the result does not change
+    image = rng.random((300, 300)).astype(np.float32)
+    expected = nu.predict_probabilities(image, tiny_model, tile_size=512, device="cpu")
+    monkeypatch.setattr(predict, "free_memory_bytes", lambda device: tight)
+    events = list(nu.predict_tiles(image, tiny_model, device="cpu"))
+    assert {event.tile.y.stop - event.tile.y.start for event in events} == {128, 300 - 2 * 128}
+    np.testing.assert_allclose(nu.predict_probabilities(image, tiny_model, device="cpu"), expected, atol=1e-5)

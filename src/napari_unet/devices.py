@@ -49,3 +49,22 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, (RuntimeError, MemoryError)) and (
         "out of memory" in message or "failed to allocate" in message or isinstance(error, MemoryError)
     )
+
+
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Memory a computation may still take on ``device`` (GPU memory or available RAM).
+
+    None when it cannot be told (then fixed defaults are used).
+    """
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        if device.type == "mps":
+            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+        with open("/proc/meminfo") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, RuntimeError, AttributeError, ValueError):
+        return None
+    return None

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .devices import autocast, is_out_of_memory, resolve_device
+from .devices import autocast, free_memory_bytes, is_out_of_memory, resolve_device
 from .images import ImageLayout, describe_image, intensity_range, to_model_channels
 from .models import SegmentationModel, load_model
+from .models.blocks import round_up
 from .tiling import Tile, axis_geometry, mirror_indices, plan_tiles, read_window, tile_step
 
 # kept output pixels per tile edge when the caller does not choose; larger tiles waste less
@@ -115,6 +116,36 @@ class _BatchRunner:
             raise MemoryError("out of memory with one tile on the CPU; use a smaller tile_size") from error
 
 
+# share of the free memory that tiles in flight may take, and bytes of activations per
+# input pixel and base channel of a forward pass (an upper estimate: skip connections of
+# every level are alive at once, plus the decoder's concatenations)
+MEMORY_SHARE = 0.5
+ACTIVATION_BYTES_PER_PIXEL_CHANNEL = {"fp32": 64, "bf16": 40, "fp16": 40}
+MAX_BATCH = {"cpu": 2, "cuda": 16, "mps": 4}
+
+
+def tile_memory_bytes(network, step: int, precision: str) -> int:
+    """Estimated peak memory of predicting one tile of ``step`` output pixels per edge."""
+    size = axis_geometry(network, round_up(step, network.alignment())).input_size
+    per_pixel = ACTIVATION_BYTES_PER_PIXEL_CHANNEL.get(precision, 64) * network.config.base_channels
+    return size * size * per_pixel
+
+
+def automatic_tiling(network, device: torch.device, precision: str, free_bytes: int | None) -> tuple[int, int]:
+    """Tile step and batch size from the free memory: the device's default tile, halved
+    until one tile fits in half the free memory, then as many tiles per batch as fit."""
+    tile = DEFAULT_TILE.get(device.type, 512)
+    batch = DEFAULT_BATCH.get(device.type, 1)
+    if free_bytes is None:
+        return tile, batch
+    budget = MEMORY_SHARE * free_bytes
+    alignment = network.alignment()
+    while tile > alignment and tile_memory_bytes(network, tile, precision) > budget:
+        tile = max(alignment, round_up(tile // 2, alignment))
+    fitting = int(budget // tile_memory_bytes(network, tile, precision))
+    return tile, max(1, min(fitting, MAX_BATCH.get(device.type, 1)))
+
+
 def predict_tiles(image, model, *, tile_size: int | None = None, batch_size: int | None = None,
                   device: str = "auto", precision: str = "fp32", prune_level: int | None = None,
                   rgb: bool | None = None, focus: tuple[float, float] | None = None,
@@ -129,9 +160,12 @@ def predict_tiles(image, model, *, tile_size: int | None = None, batch_size: int
         A model, a shipped model name or a model file.
     tile_size : int, optional
         Output pixels per tile edge, rounded up to the network alignment (2**depth).
-        Defaults to 512 on CPU and 1024 on CUDA, capped at the image size.
+        Default: 512 on CPU and MPS, 1024 on CUDA, halved until one tile's estimated
+        memory fits in half the free memory (GPU memory or available RAM), and capped at
+        the image size (see :func:`automatic_tiling`).
     batch_size : int, optional
-        Tiles per forward pass (halved automatically on out-of-memory).
+        Tiles per forward pass. Default: as many as fit in half the free memory (at most
+        2 on CPU, 16 on CUDA). Halved automatically on out-of-memory, then the CPU is used.
     device : str
         "auto" (CUDA, MPS, CPU), "cpu", "cuda", "cuda:N" or "mps".
     precision : {"fp32", "bf16", "fp16"}
@@ -154,12 +188,14 @@ def predict_tiles(image, model, *, tile_size: int | None = None, batch_size: int
     model, resolved = _resolve(model, options)
     network = model.network
     alignment = network.alignment(prune_level)
-    default = DEFAULT_TILE.get(resolved.type, 512)
+    default, automatic_batch = automatic_tiling(network, resolved, precision, free_memory_bytes(resolved))
     steps = tuple(tile_step(tile_size, extent, alignment, default) for extent in layout.plane_shape)
     geometry = [axis_geometry(network, step, prune_level) for step in steps]
     tiles = plan_tiles(layout.plane_shape, steps, focus)
     order = _plane_order(layout, planes)
     runner = _BatchRunner(model, resolved, options)
+    if batch_size is None:
+        runner.batch_size = automatic_batch
     total, done = len(tiles) * len(order), 0
     for plane_index in order:
         plane = layout.plane(image, plane_index)
