@@ -104,7 +104,6 @@ def _segment_chunked(image, model, options: dict) -> np.ndarray:
     import dask
     import dask.array as da
 
-    from .instances import relabel_sequential
     from .lazy import segment_lazy
 
     # one tile per chunk: no extra compute, and few probability chunks held at a time
@@ -112,10 +111,15 @@ def _segment_chunked(image, model, options: dict) -> np.ndarray:
     labels = np.empty(lazy.shape, dtype=lazy.dtype)
     with dask.config.set(scheduler="sync"):
         da.store(lazy, labels, lock=False)
+    return _sequential_per_plane(labels)
+
+
+def _sequential_per_plane(labels: np.ndarray) -> np.ndarray:
+    """Chunked labels (ids named after centroids) numbered 1..n, each plane on its own."""
+    from .instances import relabel_sequential, stack_planes
+
     if labels.ndim == 3:
-        planes = [relabel_sequential(plane) for plane in labels]
-        dtype = np.result_type(*[plane.dtype for plane in planes])
-        return np.stack([plane.astype(dtype, copy=False) for plane in planes])
+        return stack_planes([relabel_sequential(plane) for plane in labels])
     return relabel_sequential(labels)
 
 
@@ -123,7 +127,6 @@ def _segment_on_cluster(image, model, with_probabilities: bool, options: dict):
     """Chunked prediction and labelling on the dask cluster; sequential labels per plane."""
     import dask
 
-    from .instances import relabel_sequential
     from .lazy import label_lazy, predict_lazy
 
     probabilities = predict_lazy(image, model, **options)
@@ -132,11 +135,7 @@ def _segment_on_cluster(image, model, with_probabilities: bool, options: dict):
         labels, probabilities = dask.compute(labels, probabilities)
     else:
         labels, probabilities = labels.compute(), None
-    if labels.ndim == 3:
-        planes = [relabel_sequential(plane) for plane in labels]
-        dtype = np.result_type(*[plane.dtype for plane in planes])
-        return np.stack([plane.astype(dtype, copy=False) for plane in planes]), probabilities
-    return relabel_sequential(labels), probabilities
+    return _sequential_per_plane(labels), probabilities
 
 
 def _connect(address: str):

@@ -163,7 +163,12 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
         raise ValueError("probabilities contain NaN or infinite values")
     if probabilities.ndim == 3:
         return _label_plane(probabilities, threshold, min_size)
-    planes = [_label_plane(probabilities[:, index], threshold, min_size) for index in range(probabilities.shape[1])]
+    return stack_planes([_label_plane(probabilities[:, index], threshold, min_size)
+                         for index in range(probabilities.shape[1])])
+
+
+def stack_planes(planes: list[np.ndarray]) -> np.ndarray:
+    """Per-plane labels (each numbered 1..n) as one (Z, Y, X) array in the widest of their dtypes."""
     dtype = np.result_type(*[plane.dtype for plane in planes])
     return np.stack([plane.astype(dtype, copy=False) for plane in planes])
 

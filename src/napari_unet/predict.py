@@ -292,7 +292,7 @@ def segment(image, model, *, tile_size: int | None = None, batch_size: int | Non
     (Y, X) or (Z, Y, X) ndarray of uint8, uint16 or uint32
         0 is background; each plane is labelled 1..n, in the smallest dtype holding n.
     """
-    from .instances import probabilities_to_labels
+    from .instances import probabilities_to_labels, stack_planes
 
     layout = describe_image(image, rgb=rgb)
     model = load_model(model, device=device)
@@ -305,10 +305,7 @@ def segment(image, model, *, tile_size: int | None = None, batch_size: int | Non
             prune_level=prune_level, rgb=layout.rgb,
             progress=None if progress is None else _offset_progress(progress, index, layout.planes))
         planes.append(probabilities_to_labels(probabilities, **options))
-    if not layout.stacked:
-        return planes[0]
-    dtype = np.result_type(*[p.dtype for p in planes])
-    return np.stack([p.astype(dtype, copy=False) for p in planes])
+    return stack_planes(planes) if layout.stacked else planes[0]
 
 
 def _offset_progress(progress, plane: int, planes: int):

@@ -7,7 +7,6 @@ builds its Plugins menu, and the core (with torch) is loaded only when a widget 
 from __future__ import annotations
 
 import copy
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -159,27 +158,6 @@ def resolve_precision(precision: str, device: str) -> str:
 
     resolved = resolve_device(device)
     return "bf16" if resolved.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-
-
-class JobError(Exception):
-    """An error raised inside a worker job (re-raised so the worker reports it)."""
-
-
-def guarded(job):
-    """Wrap a generator job so every error reaches the worker's ``errored`` signal.
-
-    superqt's workers treat a RuntimeError (torch's usual error type) as "the Qt object was
-    deleted" and drop it silently; re-raising it as :class:`JobError` keeps it visible.
-    """
-
-    @functools.wraps(job)
-    def run(*args, **kwargs):
-        try:
-            return (yield from job(*args, **kwargs))
-        except RuntimeError as error:
-            raise JobError(str(error)) from error
-
-    return run
 
 
 def report_error(error: BaseException, what: str) -> None:

@@ -40,6 +40,7 @@ def batch_job(items, model, options: dict):
     after every image.
     """
     from ..images import describe_image
+    from ..instances import stack_planes
     from ..predict import segment
 
     layouts = [describe_image(image, rgb=rgb) for _, image, rgb in items]
@@ -51,12 +52,7 @@ def batch_job(items, model, options: dict):
             planes.append(segment(plane, model, rgb=layout.rgb, **options))
             done += 1
             yield PlaneDone(done, total)
-        if layout.stacked:
-            dtype = np.result_type(*[p.dtype for p in planes])
-            labels = np.stack([p.astype(dtype, copy=False) for p in planes])
-        else:
-            labels = planes[0]
-        yield ImageLabelled(name, labels, done, total)
+        yield ImageLabelled(name, stack_planes(planes) if layout.stacked else planes[0], done, total)
 
 
 def file_name(layer_name: str) -> str:
