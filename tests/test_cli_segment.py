@@ -181,6 +181,18 @@ def test_labels_match_the_python_api(tiny_model, tiny_model_file, tmp_path, rng,
                                   nu.segment(image, tiny_model, device="cpu"))
 
 
+@pytest.mark.parametrize("seeds, cells", [("distance", 2), ("interior", 1)])
+def test_the_seeds_option_reaches_the_labels(seeds, cells, tiny_model_file, tmp_path, monkeypatch, capsys):
+    from test_instances import _predicts_two_overlapping_discs
+
+    image = _predicts_two_overlapping_discs(monkeypatch)  # one blob with a neck, no predicted boundary
+    np.save(tmp_path / "cells.npy", image)
+    code, _, _ = _run(capsys, "segment", tmp_path / "cells.npy", "--model", tiny_model_file,
+                      "--out", tmp_path / "out", "--device", "cpu", "--seeds", seeds)
+    assert code == 0
+    assert tifffile.imread(tmp_path / "out" / "cells_labels.tif").max() == cells
+
+
 def test_the_probabilities_option_only_adds_a_file(tiny_model_file, good_image, tmp_path, capsys):
     _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "plain", "--device", "cpu")
     _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "both", "--device", "cpu",

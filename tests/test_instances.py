@@ -65,6 +65,86 @@ def test_soft_probabilities_still_separate_touching_cells(rng):
         assert found > 0 and overlap / np.logical_or(labels == found, truth == cell).sum() > 0.99
 
 
+def _disc(shape, centre, radius):
+    y, x = np.indices(shape)
+    return np.hypot(y - centre[0], x - centre[1]) < radius
+
+
+def _two_overlapping_discs() -> np.ndarray:
+    """Two discs of radius 12 whose centres are 20 px apart: one blob with a neck, no boundary."""
+    labels = np.zeros((40, 70), dtype=np.uint8)
+    labels[_disc(labels.shape, (20, 25), 12)] = 1
+    labels[_disc(labels.shape, (20, 45), 12) & (labels == 0)] = 2
+    return labels
+
+
+def test_distance_seeds_split_touching_cells_the_network_missed():
+    # the network saw one blob (interior everywhere, no boundary between the cells)
+    truth = _two_overlapping_discs()
+    probabilities = _probabilities(np.where(truth > 0, INTERIOR, BACKGROUND))
+    assert probabilities_to_labels(probabilities, seeds="interior").max() == 1
+    labels = probabilities_to_labels(probabilities, seeds="distance")
+    assert labels.max() == 2
+    for cell in (1, 2):
+        found = np.bincount(labels[truth == cell]).argmax()
+        overlap = np.logical_and(labels == found, truth == cell).sum()
+        assert found > 0 and overlap / np.logical_or(labels == found, truth == cell).sum() > 0.9
+
+
+def test_distance_is_the_default_seeding():
+    probabilities = _probabilities(np.where(_two_overlapping_discs() > 0, INTERIOR, BACKGROUND))
+    np.testing.assert_array_equal(probabilities_to_labels(probabilities),
+                                  probabilities_to_labels(probabilities, seeds="distance"))
+
+
+@pytest.mark.parametrize("seeds", ["distance", "interior"])
+def test_a_rod_without_a_neck_stays_one_cell(seeds):
+    classes = np.zeros((40, 100), dtype=np.uint8)
+    classes[14:26, 10:90] = INTERIOR
+    assert probabilities_to_labels(_probabilities(classes), seeds=seeds).max() == 1
+
+
+def test_distance_seeds_per_object_equal_whole_plane_h_maxima(rng):
+    from scipy import ndimage as ndi
+    from skimage.morphology import h_maxima
+
+    from napari_unet.instances import _h_maxima_by_object
+
+    blobs = ndi.gaussian_filter(rng.random((120, 150)), 3) > 0.5
+    surface = ndi.gaussian_filter(ndi.distance_transform_edt(blobs), 1.0)
+    surface[~ndi.binary_dilation(blobs, iterations=3)] = 0
+    assert ndi.label(surface > 0)[1] > 3
+    np.testing.assert_array_equal(_h_maxima_by_object(surface, 1.0), h_maxima(surface, 1.0).astype(bool))
+
+
+def test_unknown_seeds_are_refused():
+    with pytest.raises(ValueError, match="seeds must be one of 'distance', 'interior', got 'watershed'"):
+        probabilities_to_labels(_probabilities(np.zeros((8, 8), np.uint8)), seeds="watershed")
+
+
+def test_segment_refuses_unknown_seeds_before_predicting(tiny_model, monkeypatch):
+    from napari_unet import predict
+
+    monkeypatch.setattr(predict, "predict_probabilities", lambda *a, **k: pytest.fail("predicted"))
+    with pytest.raises(ValueError, match="seeds must be one of"):
+        nu.segment(np.zeros((16, 16), np.float32), tiny_model, seeds="neck")
+
+
+def _predicts_two_overlapping_discs(monkeypatch):
+    """Make every prediction the blob of :func:`_two_overlapping_discs` (no boundary)."""
+    from napari_unet import predict
+
+    blob = np.where(_two_overlapping_discs() > 0, INTERIOR, BACKGROUND)
+    monkeypatch.setattr(predict, "predict_probabilities", lambda *args, **kwargs: _probabilities(blob))
+    return np.zeros(blob.shape, np.float32)
+
+
+@pytest.mark.parametrize("seeds, cells", [("distance", 2), ("interior", 1)])
+def test_segment_passes_seeds_on(seeds, cells, tiny_model, monkeypatch):
+    image = _predicts_two_overlapping_discs(monkeypatch)
+    assert nu.segment(image, tiny_model, device="cpu", seeds=seeds).max() == cells
+
+
 @pytest.mark.parametrize("min_size, kept", [(1, 2), (9, 2), (10, 1), (15, 1), (400, 1), (401, 0)])
 def test_objects_below_min_size_are_removed(min_size, kept):
     classes = np.zeros((40, 40), dtype=np.uint8)

@@ -86,6 +86,18 @@ def test_label_lazy_refuses_bad_input():
         label_lazy(da.zeros((2, 10, 10)))
     with pytest.raises(ValueError, match="overlap must be a non-negative integer"):
         label_lazy(da.zeros((3, 10, 10)), overlap=-1)
+    with pytest.raises(ValueError, match="seeds must be one of"):
+        label_lazy(da.zeros((3, 10, 10)), seeds="neck")
+
+
+def test_label_lazy_passes_seeds_on():
+    # two overlapping discs predicted as one blob: only distance seeds split them
+    y, x = np.indices((60, 140))
+    blob = (np.hypot(y - 30, x - 55) < 12) | (np.hypot(y - 30, x - 75) < 12)  # across the chunk border at 64
+    probabilities = np.stack([~blob, blob, np.zeros_like(blob)]).astype(np.float32)
+    for seeds, cells in (("distance", 2), ("interior", 1)):
+        lazy = label_lazy(da.from_array(probabilities, chunks=(3, 64, 64)), overlap=48, seeds=seeds).compute()
+        assert len(np.unique(lazy)) - 1 == cells
 
 
 def test_segment_lazy_gives_labels_of_the_image_shape(tiny_model, rng):

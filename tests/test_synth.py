@@ -68,15 +68,25 @@ def test_phase_cells_are_darker_than_background():
     assert np.median(image[labels > 0]) < np.median(image[labels == 0])
 
 
-def test_out_of_distribution_ranges_lie_outside_the_defaults():
-    default, shifted = SynthConfig(), out_of_distribution_config(shape=(64, 64))
+@pytest.mark.parametrize("kind, outside", [
+    ("magnified", ["radius", "texture", "texture_scale", "edge_darkening", "blur"]),
+    ("dim-rods", ["radius", "elongation", "roughness", "texture", "texture_scale", "edge_darkening", "blur",
+                  "background"]),
+])
+def test_out_of_distribution_ranges_lie_outside_the_defaults(kind, outside):
+    default, shifted = SynthConfig(), out_of_distribution_config(shape=(64, 64), kind=kind)
     assert shifted.shape == (64, 64)
-    assert shifted.radius[0] > default.radius[1]
-    assert shifted.elongation[0] > default.elongation[1]
-    assert shifted.photons[1] < default.photons[0]
-    assert shifted.texture_scale[0] > default.texture_scale[1]
+    for field in outside:
+        assert getattr(shifted, field)[0] > getattr(default, field)[1], field
+    # light: brighter than any pretraining image (magnified), or dimmer (dim rods)
+    assert shifted.photons[0] > default.photons[1] or shifted.photons[1] < default.photons[0]
     image, labels = synth_image(np.random.default_rng(0), shifted)
     assert labels.max() >= 1 and np.all(np.isfinite(image))
+
+
+def test_unknown_out_of_distribution_kind_is_refused():
+    with pytest.raises(ValueError, match="kind must be one of 'magnified', 'dim-rods', got 'blurry'"):
+        out_of_distribution_config(kind="blurry")
 
 
 def test_config_replace_and_tiny_images_work():

@@ -45,6 +45,16 @@ def test_every_image_gets_its_labels_layer_and_tiff(widget, viewer, stack, qtbot
     assert widget.controls.progress.value == widget.controls.progress.max == 3  # planes: 1 + 2
 
 
+def test_split_touching_reaches_every_image(widget, viewer, qtbot, trained_model):
+    image = viewer.layers["nuclei"].data
+    expected = nu.segment(image, trained_model, device="cpu", seeds="interior")
+    assert not np.array_equal(expected, nu.segment(image, trained_model, device="cpu"))
+    widget.split.value = "interior"
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, expected)
+
+
 def test_selected_images_only_and_rerun_updates_the_same_layer(widget, viewer, stack, qtbot):
     user_layer = viewer.add_labels(np.full((96, 128), 5, np.uint8), name="stack/2 labels")
     widget.images.value = [stack]

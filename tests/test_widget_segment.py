@@ -72,6 +72,19 @@ def test_rgb_images_are_segmented(widget, viewer, qtbot, trained_model):
     np.testing.assert_array_equal(viewer.layers["colour labels"].data, expected)
 
 
+def test_split_touching_chooses_the_seeds(widget, viewer, qtbot, trained_model):
+    image = viewer.layers["nuclei"].data
+    results = {seeds: nu.segment(image, trained_model, tile_size=32, device="cpu", seeds=seeds)
+               for seeds in ("distance", "interior")}
+    assert not np.array_equal(results["distance"], results["interior"])  # the choice matters here
+    assert widget.split.value == "distance"
+    for seeds in ("interior", "distance"):
+        widget.split.value = seeds
+        widget.run()
+        wait_until_idle(qtbot, widget)
+        np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, results[seeds])
+
+
 def test_rerun_updates_its_own_layer_and_never_a_users(widget, viewer, qtbot):
     mine = viewer.add_labels(np.full((96, 128), 7, np.uint16), name="nuclei labels")
     widget.run()

@@ -58,6 +58,7 @@ def _segment_file(path: Path, model, args) -> list[Path]:
     stem = output_stem(path)
     options = dict(tile_size=args.tile_size, batch_size=args.batch_size, device=args.device,
                    precision=args.precision, prune_level=args.prune_level)
+    seeds = args.seeds
     written = []
     bar = None
 
@@ -69,15 +70,15 @@ def _segment_file(path: Path, model, args) -> list[Path]:
 
     try:
         if getattr(args, "scheduler", None):
-            labels, probabilities = _segment_on_cluster(image, model, args.probabilities, options)
+            labels, probabilities = _segment_on_cluster(image, model, args.probabilities, options, seeds)
         elif not args.probabilities and _plane_pixels(image) > LARGE_PLANE_PIXELS:
-            labels, probabilities = _segment_chunked(image, model, options), None
+            labels, probabilities = _segment_chunked(image, model, options, seeds), None
         elif args.probabilities:
             # predict once, label from the same probabilities
             probabilities = predict_probabilities(image, model, progress=progress, **options)
-            labels = probabilities_to_labels(probabilities)
+            labels = probabilities_to_labels(probabilities, seeds=seeds)
         else:
-            labels, probabilities = segment(image, model, progress=progress, **options), None
+            labels, probabilities = segment(image, model, progress=progress, seeds=seeds, **options), None
         written.append(write_tiff(args.out / f"{stem}_labels.tif", labels))
         if probabilities is not None:
             written.append(write_tiff(args.out / f"{stem}_probabilities.tif", probabilities))
@@ -99,7 +100,7 @@ def _plane_pixels(image) -> int:
     return height * width
 
 
-def _segment_chunked(image, model, options: dict) -> np.ndarray:
+def _segment_chunked(image, model, options: dict, seeds: str) -> np.ndarray:
     """Huge images: chunked prediction and labels (one chunk at a time), sequential ids."""
     import dask
     import dask.array as da
@@ -107,7 +108,7 @@ def _segment_chunked(image, model, options: dict) -> np.ndarray:
     from .lazy import segment_lazy
 
     # one tile per chunk: no extra compute, and few probability chunks held at a time
-    lazy = segment_lazy(image, model, chunk_size=CHUNK, **options)
+    lazy = segment_lazy(image, model, chunk_size=CHUNK, seeds=seeds, **options)
     labels = np.empty(lazy.shape, dtype=lazy.dtype)
     with dask.config.set(scheduler="sync"):
         da.store(lazy, labels, lock=False)
@@ -123,14 +124,14 @@ def _sequential_per_plane(labels: np.ndarray) -> np.ndarray:
     return relabel_sequential(labels)
 
 
-def _segment_on_cluster(image, model, with_probabilities: bool, options: dict):
+def _segment_on_cluster(image, model, with_probabilities: bool, options: dict, seeds: str):
     """Chunked prediction and labelling on the dask cluster; sequential labels per plane."""
     import dask
 
     from .lazy import label_lazy, predict_lazy
 
     probabilities = predict_lazy(image, model, **options)
-    labels = label_lazy(probabilities)
+    labels = label_lazy(probabilities, seeds=seeds)
     if with_probabilities:
         labels, probabilities = dask.compute(labels, probabilities)
     else:
@@ -233,7 +234,8 @@ def _command_demo(args) -> int:
     image_path = write_tiff(args.out / "sample_nuclei.tif", image)
     truth_path = write_tiff(args.out / "sample_nuclei_truth.tif", truth)
     segment_args = argparse.Namespace(out=args.out, tile_size=None, batch_size=None, device=args.device,
-                                      precision="fp32", prune_level=None, probabilities=False)
+                                      precision="fp32", prune_level=None, probabilities=False,
+                                      seeds="distance")
     (labels_path,) = _segment_file(image_path, model, segment_args)
     from .io_images import read_image
     from .metrics import evaluate
@@ -500,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="image files (.tif, .png, .jpg, .bmp, .npy)")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--probabilities", action="store_true", help="also write <stem>_probabilities.tif")
+    segment.add_argument("--seeds", choices=("distance", "interior"), default="distance",
+                         help="how touching cells are split: distance (at the neck between them, the default) "
+                              "or interior (only along a predicted boundary; for rods and filaments)")
     segment.add_argument("--scheduler", metavar="ADDRESS",
                          help="run on this dask.distributed scheduler (e.g. tcp://host:8786), chunk by chunk")
     _add_predict_options(segment)

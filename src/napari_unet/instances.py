@@ -1,8 +1,9 @@
 """Instance labels <-> the three-class (background / interior / boundary) representation.
 
 Training turns each cell into an interior surrounded by a one-pixel boundary, so two
-touching cells are always divided by boundary pixels. Prediction inverts it: interiors
-are the seeds of a watershed that grows them back over the boundary pixels.
+touching cells are always divided by boundary pixels. Prediction inverts it: a watershed
+grows one seed per cell (a maximum of the distance to the predicted boundary, or a
+connected interior) back over the boundary pixels.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from scipy import ndimage as ndi
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 DEFAULT_MIN_SIZE = 15
+SEEDS = ("distance", "interior")
+DEFAULT_SEEDS = "distance"
+# seeds from the distance transform: smoothing (pixels) and the height (pixels) a maximum
+# must rise above the saddle towards a higher one to seed a cell of its own
+_DISTANCE_SMOOTHING = 1.0
+_DISTANCE_H = 1.0
 
 
 def check_labels(labels, name: str = "labels", *, ndim: int | None = None) -> np.ndarray:
@@ -121,13 +128,26 @@ def relabel_sequential(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     return mapping[labels]
 
 
-def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
+def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: int = DEFAULT_MIN_SIZE,
+                            seeds: str = DEFAULT_SEEDS) -> np.ndarray:
     """Class probabilities -> instance labels that separate touching cells.
 
-    Foreground is where background probability < 1 - ``threshold``. Connected interiors
-    (interior probability > ``threshold``) seed a watershed on the interior probability,
-    restricted to the foreground; foreground blobs without a seed become cells of their own.
-    A stack is labelled plane by plane.
+    Foreground is where background probability < 1 - ``threshold``; interior is where the
+    interior probability > ``threshold`` (predicted boundaries cut it between touching
+    cells). A watershed restricted to the foreground grows one seed per cell:
+
+    - ``seeds="distance"`` (default): the maxima of the (smoothed) distance to the nearest
+      non-interior pixel, each rising at least 1 px above the saddle to a higher one; the
+      flood follows that distance. Two touching convex cells whose predicted boundary is
+      incomplete are still split at the neck between them, as a classical distance
+      watershed would, while the network's boundary keeps cells apart where it is seen.
+    - ``seeds="interior"``: each connected interior is a seed; the flood follows the
+      interior probability. Cells are split only where the network predicts a boundary
+      all the way across: choose it for long, bent or branched cells (rods, filaments)
+      that a neck does not divide.
+
+    Foreground blobs without a seed become cells of their own. A stack is labelled plane
+    by plane.
 
     Parameters
     ----------
@@ -138,6 +158,8 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
         Probability threshold in (0, 1).
     min_size : int
         Objects with fewer pixels are removed.
+    seeds : {"distance", "interior"}
+        How touching cells are told apart (above).
 
     Returns
     -------
@@ -159,12 +181,20 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
                          f"got shape {probabilities.shape}")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    check_seeds(seeds)
     if not np.isfinite(probabilities).all():
         raise ValueError("probabilities contain NaN or infinite values")
     if probabilities.ndim == 3:
-        return _label_plane(probabilities, threshold, min_size)
-    return stack_planes([_label_plane(probabilities[:, index], threshold, min_size)
+        return _label_plane(probabilities, threshold, min_size, seeds)
+    return stack_planes([_label_plane(probabilities[:, index], threshold, min_size, seeds)
                          for index in range(probabilities.shape[1])])
+
+
+def check_seeds(seeds) -> str:
+    """``seeds`` if it names a seeding method of :func:`probabilities_to_labels`, else raise."""
+    if seeds not in SEEDS:
+        raise ValueError(f"seeds must be one of {', '.join(map(repr, SEEDS))}, got {seeds!r}")
+    return seeds
 
 
 def stack_planes(planes: list[np.ndarray]) -> np.ndarray:
@@ -173,13 +203,37 @@ def stack_planes(planes: list[np.ndarray]) -> np.ndarray:
     return np.stack([plane.astype(dtype, copy=False) for plane in planes])
 
 
-def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int) -> np.ndarray:
+def _h_maxima_by_object(surface: np.ndarray, height: float) -> np.ndarray:
+    """``skimage.morphology.h_maxima`` of a surface that is 0 between objects, object by object.
+
+    The same result as on the whole plane (maxima never reach across zeros), about 3x
+    faster: the reconstruction then spends no time on the background.
+    """
+    from skimage.morphology import h_maxima
+
+    objects, _ = ndi.label(surface > 0)
+    maxima = np.zeros(surface.shape, dtype=bool)
+    for index, box in enumerate(ndi.find_objects(objects), start=1):
+        mine = objects[box] == index
+        maxima[box] |= h_maxima(np.where(mine, surface[box], 0), height).astype(bool) & mine
+    return maxima
+
+
+def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int, seeds: str) -> np.ndarray:
     from skimage.segmentation import watershed
 
     foreground = probabilities[BACKGROUND] < 1 - threshold
-    seeds, count = ndi.label((probabilities[INTERIOR] > threshold) & foreground)
+    interior = (probabilities[INTERIOR] > threshold) & foreground
+    if seeds == "distance":
+        distance = ndi.distance_transform_edt(interior).astype(np.float32)
+        distance = ndi.gaussian_filter(distance, _DISTANCE_SMOOTHING)
+        markers, count = ndi.label(_h_maxima_by_object(distance, _DISTANCE_H) & interior)
+        surface = -distance
+    else:
+        markers, count = ndi.label(interior)
+        surface = -probabilities[INTERIOR]
     if count:
-        labels = watershed(-probabilities[INTERIOR], markers=seeds, mask=foreground)
+        labels = watershed(surface, markers=markers, mask=foreground)
     else:
         labels = np.zeros(foreground.shape, dtype=np.int32)
     orphans, orphan_count = ndi.label(foreground & (labels == 0))

@@ -193,7 +193,8 @@ def _predict_chunk(block: np.ndarray, *, payload: ModelPayload, options: Predict
     return out[np.newaxis] if layout.stacked else out
 
 
-def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, min_size: int | None = None):
+def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, min_size: int | None = None,
+               seeds: str = "distance"):
     """Instance labels of lazy class probabilities, chunk by chunk, consistent across chunks.
 
     Each chunk is labelled together with ``overlap`` pixels of its neighbours, so a cell
@@ -208,7 +209,7 @@ def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, min_
         Background, interior and boundary, e.g. from :func:`predict_lazy`.
     overlap : int
         Pixels of context each side of a chunk; larger than the largest cell.
-    threshold, min_size
+    threshold, min_size, seeds
         As in :func:`napari_unet.instances.probabilities_to_labels`.
 
     Returns
@@ -219,8 +220,11 @@ def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, min_
     """
     import dask.array as da
 
+    from .instances import check_seeds
+
     if probabilities.ndim not in (3, 4) or probabilities.shape[0] != 3:
         raise ValueError(f"probabilities must be (3, Y, X) or (3, Z, Y, X), got shape {probabilities.shape}")
+    check_seeds(seeds)
     if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
         raise ValueError(f"overlap must be a non-negative integer, got {overlap!r}")
     probabilities = da.asarray(probabilities)
@@ -233,7 +237,7 @@ def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, min_
     extended = da.overlap.overlap(probabilities, depth={spatial[0]: overlap, spatial[1]: overlap},
                                   boundary="none")
     dtype = np.dtype(np.uint32) if height * width < 2**32 - 1 else np.dtype(np.uint64)
-    options = {"threshold": threshold} | ({} if min_size is None else {"min_size": min_size})
+    options = {"threshold": threshold, "seeds": seeds} | ({} if min_size is None else {"min_size": min_size})
     return extended.map_blocks(
         _label_chunk, dtype=dtype, drop_axis=0, chunks=tuple(chunks[1:]),
         meta=np.empty((0,) * (probabilities.ndim - 1), dtype),
@@ -282,13 +286,17 @@ def _label_chunk(block: np.ndarray, *, grid, overlap: int, width: int, out_dtype
 
 def segment_lazy(image, model, *, chunk_size: int = DEFAULT_CHUNK, overlap: int = 64, tile_size: int | None = None,
                  batch_size: int | None = None, device: str = "auto", precision: str = "fp32",
-                 prune_level: int | None = None, rgb: bool | None = None, min_size: int | None = None):
+                 prune_level: int | None = None, rgb: bool | None = None, min_size: int | None = None,
+                 seeds: str = "distance"):
     """Instance labels as a lazy dask array: :func:`predict_lazy` then :func:`label_lazy`.
 
     Returns
     -------
     (Y, X) or (Z, Y, X) uint32/uint64 dask array; ids unique per plane, not sequential.
     """
+    from .instances import check_seeds
+
+    check_seeds(seeds)
     probabilities = predict_lazy(image, model, chunk_size=chunk_size, tile_size=tile_size, batch_size=batch_size,
                                  device=device, precision=precision, prune_level=prune_level, rgb=rgb)
-    return label_lazy(probabilities, overlap=overlap, min_size=min_size)
+    return label_lazy(probabilities, overlap=overlap, min_size=min_size, seeds=seeds)

@@ -281,22 +281,24 @@ def predict_probabilities(image, model, *, tile_size: int | None = None, batch_s
 def segment(image, model, *, tile_size: int | None = None, batch_size: int | None = None,
             device: str = "auto", precision: str = "fp32", prune_level: int | None = None,
             rgb: bool | None = None, progress: Callable[[int, int], None] | None = None,
-            min_size: int | None = None) -> np.ndarray:
+            min_size: int | None = None, seeds: str = "distance") -> np.ndarray:
     """Instance labels of every cell (touching cells separated), plane by plane for stacks.
 
     Takes the options of :func:`predict_probabilities`; ``min_size`` (pixels) removes
-    smaller objects (default: see :func:`napari_unet.instances.probabilities_to_labels`).
+    smaller objects and ``seeds`` ("distance" or "interior") chooses how touching cells are
+    split (defaults and details: :func:`napari_unet.instances.probabilities_to_labels`).
 
     Returns
     -------
     (Y, X) or (Z, Y, X) ndarray of uint8, uint16 or uint32
         0 is background; each plane is labelled 1..n, in the smallest dtype holding n.
     """
-    from .instances import probabilities_to_labels, stack_planes
+    from .instances import check_seeds, probabilities_to_labels, stack_planes
 
+    check_seeds(seeds)
     layout = describe_image(image, rgb=rgb)
     model = load_model(model, device=device)
-    options = {} if min_size is None else {"min_size": min_size}
+    options = {"seeds": seeds} | ({} if min_size is None else {"min_size": min_size})
     planes = []
     for index in range(layout.planes):
         plane = layout.plane(image, index) if layout.stacked else image

@@ -12,7 +12,7 @@ from napari.layers import Image
 
 from ._common import (AUTO, OWNER_KEY, ModelPicker, RunControls, WorkerOwner, device_choices, image_data,
                       layers_of, report, report_error, resolve_precision, show_owned)
-from .segment import LABELS_ROLE, PRECISIONS
+from .segment import LABELS_ROLE, PRECISIONS, SPLIT_CHOICES, SPLIT_TOOLTIP
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,12 @@ class BatchWidget(WorkerOwner, Container):
         self.model = ModelPicker()
         self.device = ComboBox(label="device", choices=device_choices(), value=AUTO)
         self.precision = ComboBox(label="precision", choices=PRECISIONS, value=AUTO)
+        self.split = ComboBox(label="split touching", choices=SPLIT_CHOICES, value="distance", tooltip=SPLIT_TOOLTIP)
         self.save = CheckBox(text="save each result as TIFF", value=False)
         self.folder = FileEdit(label="folder", mode="d")
         self.controls = RunControls("Segment all")
-        super().__init__(widgets=[self.images, self.model, self.device, self.precision, self.save, self.folder,
-                                  self.controls])
+        super().__init__(widgets=[self.images, self.model, self.split, self.device, self.precision, self.save,
+                                  self.folder, self.controls])
         events = napari_viewer.layers.events
         for event in (events.inserted, events.removed):
             event.connect(self.images.reset_choices)
@@ -105,7 +106,8 @@ class BatchWidget(WorkerOwner, Container):
             return
         self._folder = folder
         items = [(layer.name, image_data(layer), layer.rgb) for layer in layers]
-        options = dict(device=device, precision=resolve_precision(self.precision.value, device))
+        options = dict(device=device, precision=resolve_precision(self.precision.value, device),
+                       seeds=self.split.value)
         self.controls.progress.value = 0
         self.controls.status.value = f"segmenting {len(items)} image(s)…"
         self.start_job("Batch segment", batch_job, items, model, options, on_yield=self._show)

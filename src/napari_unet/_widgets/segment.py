@@ -15,6 +15,10 @@ PRECISIONS = [AUTO, "fp32", "bf16", "fp16"]
 ACCURATE = "accurate"
 LABELS_ROLE = "labels"
 PROBABILITY_CLASSES = (("interior", "green"), ("boundary", "magenta"))
+# how touching cells are split (napari_unet.instances.probabilities_to_labels ``seeds``)
+SPLIT_CHOICES = [("at the neck (round cells)", "distance"), ("on predicted boundary only (rods)", "interior")]
+SPLIT_TOOLTIP = ("round cells: touching cells are also split at the neck between them; rods and filaments: "
+                 "only where the network predicts a boundary")
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class PlaneLabelled:
     probabilities: np.ndarray | None
 
 
-def segment_job(image, model, options: dict, focus, planes, keep_probabilities: bool):
+def segment_job(image, model, options: dict, focus, planes, keep_probabilities: bool, seeds: str = "distance"):
     """Worker body: a TilePainted per tile and a PlaneLabelled per finished plane.
 
     Tiles are labelled on their own for a quick look; a finished plane is labelled as a
@@ -54,12 +58,12 @@ def segment_job(image, model, options: dict, focus, planes, keep_probabilities: 
     offset = 0
     for event in predict_tiles(image, model, focus=focus, planes=planes, **options):
         plane_probabilities[:, event.tile.y, event.tile.x] = event.probabilities
-        tile_labels = probabilities_to_labels(event.probabilities, min_size=0).astype(np.uint32)
+        tile_labels = probabilities_to_labels(event.probabilities, min_size=0, seeds=seeds).astype(np.uint32)
         tile_labels[tile_labels > 0] += offset
         offset = int(tile_labels.max(initial=offset))
         yield TilePainted(event.plane, event.tile.y, event.tile.x, tile_labels, event.done, event.total)
         if event.done % (event.total // len(planes or [0])) == 0:
-            yield PlaneLabelled(event.plane, probabilities_to_labels(plane_probabilities),
+            yield PlaneLabelled(event.plane, probabilities_to_labels(plane_probabilities, seeds=seeds),
                                 plane_probabilities.copy() if keep_probabilities else None)
 
 
@@ -84,9 +88,10 @@ class SegmentWidget(WorkerOwner, Container):
                                   tooltip="auto: bf16 on a CUDA GPU that supports it, else fp32")
         self.prune_level = ComboBox(label="UNet++ level", choices=[ACCURATE], value=ACCURATE, enabled=False,
                                     tooltip="a pruned UNet++ (L1 fastest) trades accuracy for speed")
+        self.split = ComboBox(label="split touching", choices=SPLIT_CHOICES, value="distance", tooltip=SPLIT_TOOLTIP)
         self.with_probabilities = CheckBox(text="also add class probabilities", value=False)
         self.controls = RunControls("Segment")
-        super().__init__(widgets=[self.image, self.model, self.tile_size, self.device, self.precision,
+        super().__init__(widgets=[self.image, self.model, self.split, self.tile_size, self.device, self.precision,
                                   self.prune_level, self.with_probabilities, self.controls])
         self.labels_layer = None
         self.controls.run.changed.connect(self.run)
@@ -142,7 +147,8 @@ class SegmentWidget(WorkerOwner, Container):
         self.controls.progress.value = 0
         self.controls.status.value = f"segmenting {layer.name}…"
         self.start_job("Segment", segment_job, image, model, options, focus, planes,
-                       self.with_probabilities.value, on_yield=self._show, on_return=self._finish)
+                       self.with_probabilities.value, self.split.value, on_yield=self._show,
+                       on_return=self._finish)
 
     def _show(self, item) -> None:
         """Main thread: paint a tile or a finished plane into the labels layer."""
