@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .instances import DEFAULT_SEEDS, SEEDS
 from .io_images import one_line_message, output_stem
 
 EXIT_INPUT_ERROR = 1
@@ -235,7 +236,7 @@ def _command_demo(args) -> int:
     truth_path = write_tiff(args.out / "sample_nuclei_truth.tif", truth)
     segment_args = argparse.Namespace(out=args.out, tile_size=None, batch_size=None, device=args.device,
                                       precision="fp32", prune_level=None, probabilities=False,
-                                      seeds="distance")
+                                      seeds=DEFAULT_SEEDS)
     (labels_path,) = _segment_file(image_path, model, segment_args)
     from .io_images import read_image
     from .metrics import evaluate
@@ -502,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="image files (.tif, .png, .jpg, .bmp, .npy)")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--probabilities", action="store_true", help="also write <stem>_probabilities.tif")
-    segment.add_argument("--seeds", choices=("distance", "interior"), default="distance",
+    segment.add_argument("--seeds", choices=SEEDS, default=DEFAULT_SEEDS,
                          help="how touching cells are split: distance (at the neck between them, the default) "
                               "or interior (only along a predicted boundary; for rods and filaments)")
     segment.add_argument("--scheduler", metavar="ADDRESS",

@@ -190,11 +190,10 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
                          for index in range(probabilities.shape[1])])
 
 
-def check_seeds(seeds) -> str:
-    """``seeds`` if it names a seeding method of :func:`probabilities_to_labels`, else raise."""
+def check_seeds(seeds) -> None:
+    """Raise unless ``seeds`` names a seeding method of :func:`probabilities_to_labels`."""
     if seeds not in SEEDS:
         raise ValueError(f"seeds must be one of {', '.join(map(repr, SEEDS))}, got {seeds!r}")
-    return seeds
 
 
 def stack_planes(planes: list[np.ndarray]) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .images import ImageLayout, describe_image, intensity_range
+from .instances import DEFAULT_SEEDS, check_seeds, probabilities_to_labels
 from .models import SegmentationModel, load_model, save_model
 from .models.blocks import round_up
 from .predict import DEFAULT_TILE, PredictOptions, _BatchRunner, predict_plane_tiles
@@ -194,7 +195,7 @@ def _predict_chunk(block: np.ndarray, *, payload: ModelPayload, options: Predict
 
 
 def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, min_size: int | None = None,
-               seeds: str = "distance"):
+               seeds: str = DEFAULT_SEEDS):
     """Instance labels of lazy class probabilities, chunk by chunk, consistent across chunks.
 
     Each chunk is labelled together with ``overlap`` pixels of its neighbours, so a cell
@@ -219,8 +220,6 @@ def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, min_
         :func:`napari_unet.instances.relabel_sequential`).
     """
     import dask.array as da
-
-    from .instances import check_seeds
 
     if probabilities.ndim not in (3, 4) or probabilities.shape[0] != 3:
         raise ValueError(f"probabilities must be (3, Y, X) or (3, Z, Y, X), got shape {probabilities.shape}")
@@ -257,8 +256,6 @@ def _merge_small_chunks(sizes: tuple[int, ...], minimum: int) -> tuple[int, ...]
 def _label_chunk(block: np.ndarray, *, grid, overlap: int, width: int, out_dtype, options: dict,
                  block_id=None) -> np.ndarray:
     """Label one extended chunk; keep its core, each cell named after its global centroid."""
-    from .instances import probabilities_to_labels
-
     stacked = block.ndim == 4
     row, col = block_id[-2:]
     y0, x0 = sum(grid[0][:row]), sum(grid[1][:col])
@@ -287,16 +284,13 @@ def _label_chunk(block: np.ndarray, *, grid, overlap: int, width: int, out_dtype
 def segment_lazy(image, model, *, chunk_size: int = DEFAULT_CHUNK, overlap: int = 64, tile_size: int | None = None,
                  batch_size: int | None = None, device: str = "auto", precision: str = "fp32",
                  prune_level: int | None = None, rgb: bool | None = None, min_size: int | None = None,
-                 seeds: str = "distance"):
+                 seeds: str = DEFAULT_SEEDS):
     """Instance labels as a lazy dask array: :func:`predict_lazy` then :func:`label_lazy`.
 
     Returns
     -------
     (Y, X) or (Z, Y, X) uint32/uint64 dask array; ids unique per plane, not sequential.
     """
-    from .instances import check_seeds
-
-    check_seeds(seeds)
     probabilities = predict_lazy(image, model, chunk_size=chunk_size, tile_size=tile_size, batch_size=batch_size,
                                  device=device, precision=precision, prune_level=prune_level, rgb=rgb)
     return label_lazy(probabilities, overlap=overlap, min_size=min_size, seeds=seeds)

@@ -15,6 +15,7 @@ import torch
 
 from .devices import autocast, free_memory_bytes, is_out_of_memory, resolve_device
 from .images import ImageLayout, describe_image, intensity_range, to_model_channels
+from .instances import DEFAULT_SEEDS, check_seeds, probabilities_to_labels, stack_planes
 from .models import SegmentationModel, load_model
 from .models.blocks import round_up
 from .tiling import Tile, axis_geometry, mirror_indices, plan_tiles, read_window, tile_step
@@ -281,7 +282,7 @@ def predict_probabilities(image, model, *, tile_size: int | None = None, batch_s
 def segment(image, model, *, tile_size: int | None = None, batch_size: int | None = None,
             device: str = "auto", precision: str = "fp32", prune_level: int | None = None,
             rgb: bool | None = None, progress: Callable[[int, int], None] | None = None,
-            min_size: int | None = None, seeds: str = "distance") -> np.ndarray:
+            min_size: int | None = None, seeds: str = DEFAULT_SEEDS) -> np.ndarray:
     """Instance labels of every cell (touching cells separated), plane by plane for stacks.
 
     Takes the options of :func:`predict_probabilities`; ``min_size`` (pixels) removes
@@ -293,8 +294,6 @@ def segment(image, model, *, tile_size: int | None = None, batch_size: int | Non
     (Y, X) or (Z, Y, X) ndarray of uint8, uint16 or uint32
         0 is background; each plane is labelled 1..n, in the smallest dtype holding n.
     """
-    from .instances import check_seeds, probabilities_to_labels, stack_planes
-
     check_seeds(seeds)
     layout = describe_image(image, rgb=rgb)
     model = load_model(model, device=device)

@@ -42,7 +42,7 @@ class PlaneLabelled:
     probabilities: np.ndarray | None
 
 
-def segment_job(image, model, options: dict, focus, planes, keep_probabilities: bool, seeds: str = "distance"):
+def segment_job(image, model, options: dict, focus, planes, keep_probabilities: bool, seeds: str):
     """Worker body: a TilePainted per tile and a PlaneLabelled per finished plane.
 
     Tiles are labelled on their own for a quick look; a finished plane is labelled as a
