@@ -189,3 +189,57 @@ def test_invalid_displacement_arguments_are_refused():
         elastic_displacement((0, 5), np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"displacement must have shape .* \(2, 5, 5\)"):
         warp(np.zeros((4, 4)), np.zeros((2, 5, 5)), order=0)
+
+
+def test_zoom_scales_objects_and_keeps_labels():
+    image, labels = blobs((96, 96))
+    config = AugmentConfig(flip=False, rotate90=False, rotation_probability=0.0, elastic_probability=0.0,
+                           zoom=(2.0, 2.0))
+    sample = augment_sample(image, labels, np.random.default_rng(0), config=config)
+    assert set(np.unique(sample.labels)) <= set(np.unique(labels))
+    # magnified twice: each surviving object covers about four times its area
+    for value in np.unique(sample.labels[sample.labels > 0]):
+        if not (sample.labels[[0, -1]] == value).any() and not (sample.labels[:, [0, -1]] == value).any():
+            ratio = np.count_nonzero(sample.labels == value) / np.count_nonzero(labels == value)
+            assert 3.3 < ratio < 4.7
+
+
+def test_output_shape_takes_the_centre_of_a_larger_window():
+    image, labels = blobs((64, 64))
+    config = AugmentConfig(flip=False, rotate90=False, rotation_probability=0.0, elastic_probability=0.0,
+                           intensity_scale=(1.0, 1.0), intensity_offset=(0.0, 0.0), gamma=(1.0, 1.0),
+                           noise_std=(0.0, 0.0))
+    sample = augment_sample(image, labels, np.random.default_rng(0), config=config, output_shape=(40, 40))
+    np.testing.assert_array_equal(sample.labels, labels[12:52, 12:52])
+    with pytest.raises(ValueError, match="output_shape"):
+        augment_sample(image, labels, np.random.default_rng(0), output_shape=(80, 40))
+
+
+def test_a_shrinking_zoom_reads_the_larger_window_instead_of_mirroring():
+    labels = np.zeros((120, 120), np.int32)
+    labels[10:20, 10:20] = 1  # only inside the outer ring: visible once zoomed out
+    config = AugmentConfig(flip=False, rotate90=False, rotation_probability=0.0, elastic_probability=0.0,
+                           zoom=(0.5, 0.5))
+    sample = augment_sample(labels.astype(np.float32), labels, np.random.default_rng(0), config=config,
+                            output_shape=(60, 60))
+    assert np.count_nonzero(sample.labels == 1) == pytest.approx(25, abs=8)
+
+
+def test_channel_gain_and_blur_change_the_image_only():
+    image, labels = blobs()
+    rgb = np.stack([image] * 3, axis=-1)
+    config = AugmentConfig(flip=False, rotate90=False, rotation_probability=0.0, elastic_probability=0.0,
+                           intensity_scale=(1.0, 1.0), intensity_offset=(0.0, 0.0), gamma=(1.0, 1.0),
+                           noise_std=(0.0, 0.0), channel_gain=(0.5, 1.5), blur=(1.0, 1.0))
+    sample = augment_sample(rgb, labels, np.random.default_rng(0), config=config)
+    np.testing.assert_array_equal(sample.labels, labels)
+    assert not np.allclose(sample.image[..., 0], sample.image[..., 1])
+    assert sample.image[..., 0].std() < rgb[..., 0].std() * 1.5
+
+
+def test_linear_image_order_is_accepted_and_others_refused():
+    image, labels = blobs()
+    sample = augment_sample(image, labels, np.random.default_rng(0), config=AugmentConfig(image_order=1))
+    assert sample.image.shape == image.shape
+    with pytest.raises(ValueError, match="image_order"):
+        AugmentConfig(image_order=2)

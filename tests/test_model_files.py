@@ -143,6 +143,8 @@ def _nan_weights(path):
     (lambda p: _edit_document(p, config={"arch": "unet", "wings": 2}), "wings"),
     (lambda p: _edit_document(p, format_version=99), "newer napari-unet"),
     (_nan_weights, "NaN"),
+    (lambda p: _edit_document(p, diameter=-3), "diameter must be a positive number"),
+    (lambda p: _edit_document(p, diameter="big"), "diameter must be a positive number"),
 ])
 def test_damaged_files_give_a_clear_error(damage, message, tiny_model_file):
     damage(tiny_model_file)
@@ -173,3 +175,10 @@ def test_shipped_models_load_by_name():
         assert model.name == name
         assert model.history, "a shipped model records how it was trained"
         assert os.path.getsize(model_io._pretrained_dir() / f"{name}.safetensors") <= 20 * 2**20
+
+
+def test_the_working_diameter_round_trips(tiny_model, tmp_path):
+    tiny_model.diameter = 17.5
+    assert nu.load_model(nu.save_model(tiny_model, tmp_path / "d.safetensors"), device="cpu").diameter == 17.5
+    tiny_model.diameter = None
+    assert nu.load_model(nu.save_model(tiny_model, tmp_path / "n.safetensors"), device="cpu").diameter is None

@@ -116,3 +116,25 @@ def test_invalid_config_is_refused(changes, field):
 def test_unknown_style_preset_is_refused():
     with pytest.raises(ValueError, match="style must be one of"):
         SynthConfig.for_style("brightfield")
+
+
+@pytest.mark.parametrize("modality, ndim", [("brightfield", 2), ("stained", 3), ("fluorescence-colour", 3)])
+def test_modalities_render_nuclei_inside_cells(modality, ndim):
+    image, labels = synth_image(np.random.default_rng(0), SynthConfig(shape=(96, 96), modality=modality))
+    assert image.ndim == ndim and image.shape[:2] == labels.shape and image.dtype == np.float32
+    assert labels.max() > 0 and np.isfinite(image).all() and image.min() >= -50
+    grey = image.mean(-1) if ndim == 3 else image
+    inside, outside = np.median(grey[labels > 0]), np.median(grey[labels == 0])
+    # transmitted light: nuclei absorb; fluorescence: nuclei emit
+    assert (inside < outside) if modality != "fluorescence-colour" else (inside > outside)
+
+
+def test_the_fluorescence_modality_is_the_default_and_unchanged():
+    default = synth_image(np.random.default_rng(5), SMALL)
+    explicit = synth_image(np.random.default_rng(5), SMALL.replace(modality="fluorescence"))
+    np.testing.assert_array_equal(default[0], explicit[0])
+
+
+def test_an_unknown_modality_is_refused():
+    with pytest.raises(ValueError, match="modality must be one of"):
+        SynthConfig(modality="xray")

@@ -252,29 +252,57 @@ def _command_demo(args) -> int:
 def _command_pretrain(args) -> int:
     import dataclasses
 
-    from tqdm import tqdm
-
     from .pretrain import PretrainRecipe, pretrain
     from .train import TrainStep, Validation
 
     recipe = PretrainRecipe()
-    changes = {k: v for k, v in dict(iterations=args.iterations, seed=args.seed).items() if v is not None}
-    train = dataclasses.replace(recipe.train, device=args.device, precision=args.precision, workers=args.workers,
-                                **changes)
+    changes = {k: v for k, v in dict(iterations=args.iterations, seed=args.seed, precision=args.precision).items()
+               if v is not None}
+    train = dataclasses.replace(recipe.train, device=args.device, workers=args.workers, **changes)
     recipe = dataclasses.replace(recipe, train=train)
-    bar = tqdm(total=train.iterations, desc="pretrain", unit="step", disable=None, file=sys.stderr)
+    progress = _StepLog("pretrain", train.iterations)
 
     def report(event) -> None:
         if isinstance(event, TrainStep):
-            bar.update(event.step - bar.n)
-            bar.set_postfix(loss=f"{event.loss:.3f}", refresh=False)
+            progress.step(event.step, f"loss {event.loss:.3f}", event.eta)
         elif isinstance(event, Validation):
-            bar.write(f"step {event.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items()))
+            progress.write(f"step {event.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items()))
 
-    model = pretrain(args.out, recipe=recipe, callback=report)
-    bar.close()
+    try:
+        model = pretrain(args.out, args.data, recipe=recipe, callback=report)
+    finally:
+        progress.close()
     print(f"wrote {args.out}: {model!r}")
     return 0
+
+
+class _StepLog:
+    """Progress of a long run: a bar on a terminal, a plain line every ``every`` steps otherwise."""
+
+    def __init__(self, description: str, total: int, every: int = 100):
+        from tqdm import tqdm
+
+        self.interactive = sys.stderr.isatty()
+        self.description, self.total, self.every = description, total, every
+        self.bar = tqdm(total=total, desc=description, unit="step", file=sys.stderr) if self.interactive else None
+
+    def step(self, step: int, detail: str, eta: float) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix_str(detail, refresh=False)
+        elif step % self.every == 0 or step == self.total:
+            print(f"{self.description}: step {step}/{self.total}, {detail}, {eta / 60:.0f} min left",
+                  file=sys.stderr, flush=True)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _InOrder(argparse.Action):
@@ -516,12 +544,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="nuclei", help="shipped model name or .safetensors file (default: nuclei)")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     demo.set_defaults(run=_command_demo)
-    pretrain = commands.add_parser("pretrain", help="train the shipped nuclei model from synthetic data")
+    pretrain = commands.add_parser("pretrain", help="train the shipped nuclei model from annotated and synthetic data")
+    pretrain.add_argument("--data", type=Path, required=True,
+                          help="annotated folder (images/, masks/, index.csv with a train split), e.g. DSB2018")
     pretrain.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
     pretrain.add_argument("--iterations", type=_positive_int, help="optimiser steps (default: the recipe's)")
     pretrain.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
-    pretrain.add_argument("--device", default="auto")
-    pretrain.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    pretrain.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    pretrain.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                          help="autocast precision (default: the recipe's, bf16)")
     pretrain.add_argument("--workers", type=int, default=0, help="background processes preparing patches")
     pretrain.set_defaults(run=_command_pretrain)
     _add_train_parsers(commands)

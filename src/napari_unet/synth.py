@@ -24,6 +24,11 @@ from skimage.measure import label as connected_regions
 from skimage.segmentation import relabel_sequential
 
 STYLES = ("nuclei", "cytoplasm", "phase")
+MODALITIES = ("fluorescence", "brightfield", "stained", "fluorescence-colour")
+# stain optical densities per colour channel (R, G, B): haematoxylin and eosin (Ruifrok &
+# Johnston's classic vectors), jittered per image
+_HAEMATOXYLIN = np.array([0.65, 0.70, 0.29])
+_EOSIN = np.array([0.07, 0.99, 0.11])
 
 _RANGE_BOUNDS = {
     "radius": (1.0, np.inf),
@@ -91,6 +96,15 @@ class SynthConfig:
         sets the Poisson noise. The image is returned in photon units.
     read_noise : (float, float)
         Standard deviation of the Gaussian camera noise in photons (1-5).
+    modality : {"fluorescence", "brightfield", "stained", "fluorescence-colour"}
+        How the labelled objects (nuclei) are imaged. "fluorescence" (the default) renders
+        the ``style`` as emitted light. The others render nuclei inside cells whose
+        cytoplasm surrounds them: "brightfield" as transmitted light (dark nuclei and grey
+        cytoplasm on a bright background, grey image); "stained" as a slide stained with
+        haematoxylin (nuclei) and eosin (cytoplasm, stroma), with jittered stain colours
+        (RGB image); "fluorescence-colour" as a colour composite of a nuclear stain and a
+        dimmer cytoplasm stain in random hues (RGB image). ``style`` applies to
+        "fluorescence" only.
     """
 
     shape: tuple[int, int] = (256, 256)
@@ -110,12 +124,15 @@ class SynthConfig:
     blur: tuple[float, float] = (0.5, 1.8)
     photons: tuple[float, float] = (40.0, 1000.0)
     read_noise: tuple[float, float] = (1.0, 5.0)
+    modality: str = "fluorescence"
 
     def __post_init__(self):
         if len(self.shape) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in self.shape):
             raise ValueError(f"shape must be two positive integers (Y, X), got {self.shape!r}")
         if self.style not in STYLES:
             raise ValueError(f"style must be one of {', '.join(map(repr, STYLES))}, got {self.style!r}")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(map(repr, MODALITIES))}, got {self.modality!r}")
         for name, (minimum, maximum) in _RANGE_BOUNDS.items():
             interval = getattr(self, name)
             if len(interval) != 2 or not minimum <= interval[0] <= interval[1] <= maximum:
@@ -337,18 +354,20 @@ def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
     rng : numpy.random.Generator
         Source of every random choice; the same state gives the same image.
     config : SynthConfig
-        Style and ranges.
+        Style, modality and ranges.
 
     Returns
     -------
-    image : (Y, X) ndarray of float32
+    image : (Y, X) or, for colour modalities, (Y, X, 3) ndarray of float32
         Intensities in photon units (Poisson and read noise included).
     labels : (Y, X) ndarray of int32
-        Cells numbered 1..n, 0 for background.
+        Cells (nuclei for the non-fluorescence modalities) numbered 1..n, 0 for background.
     """
     labels, depth = _place_cells(rng, config)
     signal = _cell_signal(rng, config, labels, depth)
     background = _background(rng, config)
+    if config.modality != "fluorescence":
+        return _render_with_cells(rng, config, labels, signal, background), labels
     if config.style == "phase":
         # Phase contrast: cells darker than the grey background, with a bright halo just
         # outside their outline.
@@ -359,9 +378,63 @@ def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
         spread = 2.0 * np.sqrt(np.count_nonzero(labels) / max(int(labels.max()), 1) / np.pi)
         optical = signal + rng.uniform(*config.haze) * ndimage.gaussian_filter(signal, spread) + background
     optical = ndimage.gaussian_filter(np.clip(optical, 0.0, None), rng.uniform(*config.blur))
+    return _photon_noise(rng, config, optical), labels
+
+
+def _photon_noise(rng, config: SynthConfig, optical: np.ndarray) -> np.ndarray:
     photons = np.exp(rng.uniform(*np.log(config.photons)))
-    image = rng.poisson(optical * photons) + rng.normal(0.0, rng.uniform(*config.read_noise), config.shape)
-    return image.astype(np.float32), labels
+    # smooth backgrounds can dip below 0 where a gradient is steep: no negative light
+    image = rng.poisson(np.clip(optical, 0.0, None) * photons) + rng.normal(0.0, rng.uniform(*config.read_noise), optical.shape)
+    return image.astype(np.float32)
+
+
+def _cytoplasm(rng, labels: np.ndarray) -> np.ndarray:
+    """Density of the cytoplasm around each nucleus: cells a few nucleus radii wide, some
+    touching into sheets, with a smooth texture; 0 inside nuclei and outside cells."""
+    from skimage.segmentation import expand_labels
+
+    count = int(labels.max())
+    if count == 0:
+        return np.zeros(labels.shape)
+    radius = 2.0 * np.sqrt(np.count_nonzero(labels) / count / np.pi) / 2
+    cells = expand_labels(labels, distance=radius * rng.uniform(0.8, 3.0))
+    # a share of the nuclei are bare, and cells differ in how much they absorb
+    density = rng.uniform(0.3, 1.0, count + 1) * (rng.random(count + 1) < rng.uniform(0.6, 1.0))
+    density[0] = 0.0
+    texture = 1.0 + 0.3 * _smooth_noise(rng, labels.shape, rng.uniform(1.0, 4.0))
+    return np.clip(density[cells] * texture, 0.0, None) * (labels == 0)
+
+
+def _render_with_cells(rng, config: SynthConfig, labels, signal, background) -> np.ndarray:
+    """Brightfield, stained or colour-fluorescence rendering of nuclei inside their cells."""
+    cytoplasm = _cytoplasm(rng, labels)
+    blur = rng.uniform(*config.blur)
+    if config.modality == "fluorescence-colour":
+        hues = rng.dirichlet(np.full(3, 0.5), size=2)
+        optical = (signal[..., None] * hues[0] + rng.uniform(0.0, 0.5) * cytoplasm[..., None] * hues[1]
+                   + background[..., None] * rng.uniform(0.5, 1.0, 3))
+        optical = ndimage.gaussian_filter(optical, (blur, blur, 0))
+        return _photon_noise(rng, config, optical / optical.max() * 1.5)
+    # transmitted light: absorbance (optical density) of each stain, then Beer-Lambert
+    nuclear = rng.uniform(0.4, 1.5) * signal
+    if config.modality == "brightfield":
+        density = nuclear + rng.uniform(0.1, 0.6) * cytoplasm
+        illumination = 1.0 + (background - background.mean()) * rng.uniform(0.0, 2.0)
+        optical = illumination * np.exp(-ndimage.gaussian_filter(density, blur))
+        return _photon_noise(rng, config.replace(photons=(1000.0, 10000.0)), optical)
+    stroma = np.clip(_smooth_noise(rng, labels.shape, rng.uniform(4.0, 20.0)) - rng.uniform(-0.5, 1.5), 0, None)
+    eosin = rng.uniform(0.1, 0.7) * (cytoplasm + stroma * (labels == 0))
+    haematoxylin_colour = _stain_colour(rng, _HAEMATOXYLIN)
+    eosin_colour = _stain_colour(rng, _EOSIN)
+    density = nuclear[..., None] * haematoxylin_colour + eosin[..., None] * eosin_colour
+    white = rng.uniform(0.93, 1.0, 3)
+    optical = white * np.exp(-ndimage.gaussian_filter(density, (blur, blur, 0)))
+    return _photon_noise(rng, config.replace(photons=(1000.0, 10000.0), read_noise=(0.0, 2.0)), optical)
+
+
+def _stain_colour(rng, vector: np.ndarray) -> np.ndarray:
+    jittered = np.clip(vector + rng.normal(0.0, 0.12, 3), 0.02, None)
+    return jittered / np.linalg.norm(jittered)
 
 
 def synth_dataset(

@@ -270,7 +270,8 @@ class PatchSampler:
     pixel); its input adds the network's context, mirrored past the image border.
     """
 
-    def __init__(self, network, annotations: list[Annotation], config: TrainConfig):
+    def __init__(self, network, annotations: list[Annotation], config: TrainConfig,
+                 augmentation: AugmentConfig | None = None, sampling: Sequence[float] | None = None):
         alignment = network.alignment()
         self.geometry = axis_geometry(network, round_up(config.patch_size, alignment))
         # targets cover the largest output head for the patch input (>= the kept step); with
@@ -278,8 +279,16 @@ class PatchSampler:
         self.extent = (self.geometry.input_size if network.config.padding == "same"
                        else max(network.output_size(self.geometry.input_size, level) for level in network.levels))
         self.annotations = annotations
-        self.augment = AugmentConfig() if config.augment else None
-        sizes = np.array([a.any_pixels.size for a in annotations], dtype=float)
+        self.augment = (augmentation or AugmentConfig()) if config.augment else None
+        # a zoom that shrinks objects reads a larger window (real pixels, not mirrored ones);
+        # the margin is even so the output stays centred on whole pixels
+        smallest_zoom = self.augment.zoom[0] if self.augment is not None else 1.0
+        margin = max(0, int(np.ceil(self.geometry.input_size / min(smallest_zoom, 1.0))) - self.geometry.input_size)
+        self.window = self.geometry.input_size + margin + margin % 2
+        sizes = np.array([a.any_pixels.size for a in annotations], dtype=float) if sampling is None \
+            else np.asarray(sampling, dtype=float)
+        if sizes.shape != (len(annotations),) or not (np.all(sizes >= 0) and sizes.sum() > 0):
+            raise ValueError(f"sampling must give one weight >= 0 per image ({len(annotations)}), not all 0")
         self.image_probability = sizes / sizes.sum()
 
     @property
@@ -302,23 +311,25 @@ class PatchSampler:
         pool = annotation.cell_pixels if annotation.cell_pixels.size and rng.random() < 0.5 else annotation.any_pixels
         cy, cx = np.unravel_index(pool[rng.integers(pool.size)], annotation.labels.shape)
         g = self.geometry
-        y0 = int(cy) - g.step // 2 - g.halo
-        x0 = int(cx) - g.step // 2 - g.halo
+        extra = (self.window - g.input_size) // 2
+        y0 = int(cy) - g.step // 2 - g.halo - extra
+        x0 = int(cx) - g.step // 2 - g.halo - extra
         height, width = annotation.labels.shape
-        rows = mirror_indices(y0, y0 + g.input_size, height)
-        cols = mirror_indices(x0, x0 + g.input_size, width)
+        rows = mirror_indices(y0, y0 + self.window, height)
+        cols = mirror_indices(x0, x0 + self.window, width)
         index = np.ix_(rows, cols)
         image = annotation.image[(slice(None),) + index]
         labels, weights = annotation.labels[index], annotation.weights[index]
         # mirrored pixels are plausible input but not annotations
-        outside = ((np.arange(y0, y0 + g.input_size) < 0) | (np.arange(y0, y0 + g.input_size) >= height))[:, None] \
-            | ((np.arange(x0, x0 + g.input_size) < 0) | (np.arange(x0, x0 + g.input_size) >= width))[None, :]
+        outside = ((np.arange(y0, y0 + self.window) < 0) | (np.arange(y0, y0 + self.window) >= height))[:, None] \
+            | ((np.arange(x0, x0 + self.window) < 0) | (np.arange(x0, x0 + self.window) >= width))[None, :]
         weights = np.where(outside, 0, weights).astype(np.float32)
         if self.augment is not None:
             annotated = annotation.annotated[index]
             sparse = not annotated.all()
             sample = augment_sample(np.moveaxis(image, 0, -1), labels, rng, weights=weights,
-                                    ignore=~annotated if sparse else None, config=self.augment)
+                                    ignore=~annotated if sparse else None, config=self.augment,
+                                    output_shape=(g.input_size, g.input_size))
             image, labels, weights = np.moveaxis(sample.image, -1, 0), sample.labels, sample.weights
             if sparse:
                 # warping can break the zero-weight rim of cells cut by a region edge: redraw it
@@ -449,7 +460,9 @@ def _train_mode(network, freeze_batchnorm: bool) -> None:
 
 
 def iter_finetune(model, images, labels, *, regions=None, validation: Sequence | None = None,
-                  config: TrainConfig | None = None) -> Iterator[TrainStep | Validation | Notice | TrainFinished]:
+                  config: TrainConfig | None = None, augmentation: AugmentConfig | None = None,
+                  sampling: Sequence[float] | None = None,
+                  ) -> Iterator[TrainStep | Validation | Notice | TrainFinished]:
     """Fine-tune a copy of ``model`` on annotated images, yielding an event per step.
 
     Parameters
@@ -469,6 +482,12 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
         Held-out fully annotated images, scored every ``config.validate_every`` steps; the
         best-scoring weights (AP@0.5) are kept.
     config : TrainConfig, optional
+    augmentation : AugmentConfig, optional
+        Ranges of the augmentations (default: :class:`AugmentConfig`); used when
+        ``config.augment``.
+    sampling : sequence of float, optional
+        Relative probability of drawing a patch from each image (default: proportional to
+        its annotated area).
 
     Yields
     ------
@@ -492,8 +511,9 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     network = working.network
     annotations = prepare_annotations(working, images, labels, regions, config)
     validation = _validation_pairs(validation)
-    sampler = PatchSampler(network, annotations, config)
-    network.to(device)
+    sampler = PatchSampler(network, annotations, config, augmentation, sampling)
+    # channels-last convolutions run markedly faster on CPUs (and with AMP on GPUs)
+    network.to(device, memory_format=torch.channels_last)
     optimiser = _optimiser(network, config)
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" and device.type == "cuda" else None
     torch.manual_seed(config.seed)
@@ -532,7 +552,8 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
             # so the weights restored are the last ones whose loss was finite
             network.load_state_dict(verified)
             network.eval()
-            working.history.append(_history_entry(config, verified_step, recent, "diverged", annotations))
+            working.history.append(_history_entry(config, verified_step, recent, "diverged", annotations,
+                                                  sampler.augment))
             kept = f"the weights after step {verified_step}" if verified_step else "the starting weights"
             yield TrainFinished(model=working, steps=verified_step, reason="diverged", message=(
                 f"{problem} at step {step + 1} (learning rate {rate:.2g}); {kept}, the last with a finite "
@@ -550,7 +571,7 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
                 best = (metrics["ap50"], {k: v.detach().clone() for k, v in network.state_dict().items()},
                         {"step": step, **metrics})
             yield Validation(step=step, metrics=metrics, model=working)
-    entry = _history_entry(config, step, recent, "completed", annotations)
+    entry = _history_entry(config, step, recent, "completed", annotations, sampler.augment)
     if best[1] is not None:
         # the best-scoring weights on the held-out annotations are the ones kept
         network.load_state_dict(best[1])
@@ -589,7 +610,8 @@ def _validation_pairs(validation) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _step(network, optimiser, scaler, inputs, classes, weights, device, precision) -> float:
-    inputs, classes, weights = inputs.to(device), classes.to(device), weights.to(device)
+    inputs = inputs.to(device, memory_format=torch.channels_last)
+    classes, weights = classes.to(device), weights.to(device)
     optimiser.zero_grad(set_to_none=True)
     with autocast(device, precision):
         heads = network.forward_heads(inputs)
@@ -641,7 +663,10 @@ def validate(model: SegmentationModel, pairs, config: TrainConfig) -> dict:
     return {key: float(np.mean(values)) for key, values in scores.items()}
 
 
-def _history_entry(config: TrainConfig, steps: int, recent: list[float], outcome: str, annotations) -> dict:
+def _history_entry(config: TrainConfig, steps: int, recent: list[float], outcome: str, annotations,
+                   augmentation: AugmentConfig | None) -> dict:
+    import dataclasses
+
     return {
         "kind": "finetune",
         "outcome": outcome,
@@ -649,6 +674,10 @@ def _history_entry(config: TrainConfig, steps: int, recent: list[float], outcome
         "final_loss": float(np.mean(recent)) if recent else None,
         "annotated_cells": int(sum(np.unique(a.labels[a.labels > 0]).size for a in annotations)),
         "config": {key: value for key, value in config.__dict__.items() if key != "device"},
+        # lists, as JSON gives them back
+        "augmentation": None if augmentation is None else {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(augmentation).items()},
         "date": time.strftime("%Y-%m-%d"),
     }
 

@@ -86,6 +86,10 @@ class SegmentationModel:
         Shown in menus and stored in files.
     history : list of dict
         Training runs that produced these weights (recipe, steps, final loss, metrics).
+    diameter : float or None
+        Typical object diameter (pixels) the network works at: images are rescaled so
+        their objects have this size before prediction. None: images are used as they
+        are (models trained without rescaling).
     """
 
     network: SegmentationNetwork
@@ -94,6 +98,7 @@ class SegmentationModel:
     name: str = "untitled"
     history: list[dict] = field(default_factory=list)
     representation: str = REPRESENTATION
+    diameter: float | None = None
 
     @property
     def config(self) -> ModelConfig:

@@ -82,6 +82,7 @@ def save_model(model: SegmentationModel, path) -> Path:
         "class_names": list(model.class_names),
         "representation": model.representation,
         "history": model.history,
+        "diameter": model.diameter,
         "package_version": _package_version(),
     }
     tensors = {key: value.detach().to("cpu").contiguous().clone()
@@ -190,7 +191,16 @@ def _model_from_document(path, header: dict, document: dict) -> SegmentationMode
         name=str(document.get("name", Path(path).stem)),
         history=list(document.get("history", [])),
         representation=document.get("representation", SegmentationModel.representation),
+        diameter=_diameter(path, document.get("diameter")),
     )
+
+
+def _diameter(path, value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ModelFileError(path, f"diameter must be a positive number of pixels, got {value!r}")
+    return float(value)
 
 
 def load_model(name_or_path, device: str = "auto") -> SegmentationModel:

@@ -1,0 +1,101 @@
+"""Pretraining from an annotated folder (DSB2018 layout) plus synthetic images, on a tiny
+recipe: the real data's val split is never read, and the model keeps its diameter."""
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import tifffile
+
+import napari_unet as nu
+from napari_unet.config import TrainConfig
+from napari_unet.datasets import median_diameter, read_annotated
+from napari_unet.pretrain import PretrainRecipe, pretrain, sampling_weights, to_model_scale, training_images
+from napari_unet.synth import SynthConfig, synth_image
+
+TINY = PretrainRecipe(depth=2, base_channels=8, synthetic_images=2, synthetic_diameter=(10.0, 14.0),
+                      train=TrainConfig(iterations=4, batch_size=2, patch_size=32, validate_every=2))
+
+
+@pytest.fixture
+def annotated_folder(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rows = []
+    for index, (modality, split) in enumerate([("fluorescence", "train"), ("fluorescence", "train"),
+                                               ("stained", "train"), ("stained", "train"),
+                                               ("fluorescence", "val")]):
+        synth = "fluorescence" if modality == "fluorescence" else "stained"
+        image, labels = synth_image(np.random.default_rng(index), SynthConfig(shape=(72, 72), modality=synth))
+        name = f"img{index}"
+        tifffile.imwrite(tmp_path / "images" / f"{name}.tif", image.astype(np.float32),
+                         photometric="rgb" if image.ndim == 3 else "minisblack")
+        tifffile.imwrite(tmp_path / "masks" / f"{name}.tif", labels.astype(np.uint16))
+        rows.append({"id": name, "modality": modality, "split": split})
+    with open(tmp_path / "index.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["id", "modality", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return tmp_path
+
+
+def test_read_annotated_selects_by_split_and_measures_diameters(annotated_folder):
+    train = read_annotated(annotated_folder, split="train")
+    assert [s.id for s in train] == ["img0", "img1", "img2", "img3"]
+    assert [s.id for s in read_annotated(annotated_folder, split="val")] == ["img4"]
+    assert all(s.diameter == pytest.approx(median_diameter(s.labels)) for s in train)
+
+
+def test_read_annotated_needs_images_and_masks(tmp_path):
+    with pytest.raises(ValueError, match="images/ and masks/"):
+        read_annotated(tmp_path)
+
+
+def test_median_diameter_of_discs():
+    labels = np.zeros((100, 100), np.int32)
+    yy, xx = np.mgrid[:100, :100]
+    for k, (y, x) in enumerate([(20, 20), (60, 70), (75, 20)], start=1):
+        labels[(yy - y) ** 2 + (xx - x) ** 2 <= 10**2] = k
+    assert median_diameter(labels) == pytest.approx(20, rel=0.05)
+
+
+def test_training_images_reach_the_model_diameter(annotated_folder):
+    fit, held_out, description = training_images(TINY, annotated_folder)
+    assert "img4" not in description["fit_ids"] + description["held_out_ids"]
+    assert len(held_out) == 2  # one per modality of the train split
+    for image in fit + held_out:
+        assert image.image.ndim == 3 and image.image.shape[-1] == 3
+        assert median_diameter(image.labels) == pytest.approx(TINY.diameter, rel=0.2)
+    weights = sampling_weights(fit)
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[[i for i, t in enumerate(fit) if t.group == "synthetic"]].sum() == pytest.approx(0.3 / 0.9)
+
+
+def test_to_model_scale_inverts_bright_backgrounds():
+    image, labels = synth_image(np.random.default_rng(1), SynthConfig(shape=(64, 64), modality="brightfield"))
+    scaled, scaled_labels = to_model_scale(image, labels, median_diameter(labels), 2 * median_diameter(labels), 3)
+    assert scaled.shape == (128, 128, 3) and scaled_labels.shape == (128, 128)
+    assert np.median(scaled[scaled_labels > 0]) > np.median(scaled[scaled_labels == 0])
+
+
+def test_pretrain_writes_a_model_with_its_diameter_and_data(annotated_folder, tmp_path):
+    out = tmp_path / "nuclei.safetensors"
+    model = pretrain(out, annotated_folder, recipe=TINY)
+    loaded = nu.load_model(out, device="cpu")
+    assert loaded.diameter == TINY.diameter == model.diameter
+    assert loaded.config.in_channels == 3
+    entry = loaded.history[-1]
+    assert entry["kind"] == "pretrain" and entry["outcome"] == "completed"
+    assert entry["data"]["split"] == "train" and "img4" not in entry["data"]["fit_ids"]
+    assert entry["augmentation"]["zoom"] == list(TINY.augmentation.zoom)
+
+
+def test_pretrain_refuses_a_folder_without_a_train_split(annotated_folder, tmp_path):
+    rows = list(csv.DictReader(open(annotated_folder / "index.csv")))
+    with open(annotated_folder / "index.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["id", "modality", "split"])
+        writer.writeheader()
+        writer.writerows([dict(row, split="val") for row in rows])
+    with pytest.raises(ValueError, match="no images in its train split"):
+        pretrain(tmp_path / "x.safetensors", annotated_folder, recipe=dataclasses.replace(TINY))
