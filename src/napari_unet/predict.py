@@ -79,6 +79,8 @@ class _BatchRunner:
     def __init__(self, model: SegmentationModel, device: torch.device, options: PredictOptions):
         self.model, self.device, self.options = model, device, options
         self.batch_size = options.batch_size or DEFAULT_BATCH.get(device.type, 1)
+        # channels-last convolutions are about twice as fast on CPUs (and suit AMP on GPUs)
+        model.network.to(memory_format=torch.channels_last)
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         results = []
@@ -96,7 +98,7 @@ class _BatchRunner:
         return np.concatenate(results)
 
     def _forward(self, chunk: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device)
+        tensor = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device, memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.device, self.options.precision):
             logits = self.model.network(tensor, level=self.options.prune_level)
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
@@ -112,7 +114,7 @@ class _BatchRunner:
             warnings.warn(f"out of memory on {self.device} even with one tile; continuing on the CPU",
                           RuntimeWarning, stacklevel=3)
             self.device = torch.device("cpu")
-            self.model.network.to(self.device)
+            self.model.network.to(self.device, memory_format=torch.channels_last)
         else:
             raise MemoryError("out of memory with one tile on the CPU; use a smaller tile_size") from error
 
