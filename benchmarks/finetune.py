@@ -25,9 +25,12 @@ import torch
 import napari_unet as nu
 from napari_unet.config import TrainConfig
 from napari_unet.metrics import average_precision
-from napari_unet.instances import SEEDS, probabilities_to_labels
-from napari_unet.synth import OUT_OF_DISTRIBUTION, out_of_distribution_config, synth_dataset
-from napari_unet.train import TrainStep, iter_finetune
+from napari_unet.config import SEEDS
+from napari_unet.inference.labels import probabilities_to_labels
+from napari_unet.synth import synth_dataset
+from common import OUT_OF_DISTRIBUTION, out_of_distribution_config
+from napari_unet.events import TrainStep
+from napari_unet.training.loop import iter_finetune
 
 
 def annotated_rectangle(labels: np.ndarray, cells: int) -> tuple[int, int, int, int]:

@@ -32,9 +32,9 @@ import torch
 
 import napari_unet as nu
 from napari_unet.devices import resolve_device
-from napari_unet.predict import DEFAULT_TILE
+from napari_unet.inference.runner import DEFAULT_TILE
 from napari_unet.synth import SynthConfig, synth_image
-from napari_unet.tiling import tile_step
+from napari_unet.inference.geometry import tile_step
 from common import benchmark_model, best_time
 
 PRECISIONS = ("fp32", "bf16", "fp16")

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 import napari_unet as nu
-from napari_unet.images import describe_image, intensity_range
-from napari_unet.instances import probabilities_to_labels
+from napari_unet.inference.appearance import Appearance, intensity_range
+from napari_unet.inference.labels import probabilities_to_labels
 from napari_unet.metrics import iou
 from napari_unet.synth import SynthConfig, synth_image
-from napari_unet.tiling import axis_geometry
+from napari_unet.inference.geometry import axis_geometry
 from common import benchmark_model, best_time
 
 
@@ -39,7 +39,7 @@ def _monai(image: np.ndarray, model, precision: str):
     network = model.network.eval()
     geometry = axis_geometry(network, 256)
     before, after = geometry.halo, geometry.input_size - 256 - geometry.halo
-    scale = intensity_range(image, describe_image(image), model.normalization, 1)
+    scale = intensity_range(image, Appearance(colour=False, inverted=False), model.normalization, 1)
     tensor = torch.from_numpy(scale.apply(image.astype(np.float32)))[None, None]
 
     def predictor(batch):
@@ -121,7 +121,7 @@ def main() -> None:
     flops, input_ratio = _flops_per_output_pixel(model, args.tile_size)
     fp32_seconds = rows[0][2]
     start = time.perf_counter()
-    scale = intensity_range(image, describe_image(image), model.normalization, 1)
+    scale = intensity_range(image, Appearance(colour=False, inverted=False), model.normalization, 1)
     scale.apply(image.astype(np.float32))
     normalise_seconds = time.perf_counter() - start
     post_seconds, _ = best_time(lambda: probabilities_to_labels(reference), 1)

@@ -76,7 +76,7 @@ def dock(viewer, title: str):
 
 
 def main() -> None:
-    from napari_unet._widgets._common import registry
+    from napari_unet._widgets._registry import registry
 
     from napari.settings import get_settings
 

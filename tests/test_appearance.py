@@ -4,7 +4,7 @@ images, and the conversion to the model's bright-on-dark input."""
 import numpy as np
 import pytest
 
-from napari_unet.appearance import Appearance, bright_background, detect_appearance, model_channels
+from napari_unet.inference.appearance import Appearance, bright_background, detect_appearance, model_channels
 from napari_unet.synth import SynthConfig, synth_image
 
 

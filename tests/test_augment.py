@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_unet.augment import (
+from napari_unet.training.augment import (
     AugmentConfig,
     augment_sample,
     elastic_displacement,
@@ -153,7 +153,7 @@ def test_preview_samples_do_not_depend_on_n():
     ("kwargs", "match"),
     [
         ({"labels": np.zeros((48, 40), dtype=int)}, r"labels must have the image's shape .* \(48, 40\)"),
-        ({"labels": np.zeros((48, 48), dtype=float)}, "labels must hold integers"),
+        ({"labels": np.full((48, 48), 0.5)}, "labels must hold integers"),
         ({"image": np.zeros((1, 48, 48, 1))}, r"image must be .* \(1, 48, 48, 1\)"),
         ({"weights": np.zeros((4, 4))}, r"weights must have the shape .* \(4, 4\)"),
         ({"ignore": np.zeros((4, 4), dtype=bool)}, r"ignore must have the shape .* \(4, 4\)"),

@@ -12,7 +12,7 @@ import tifffile
 
 import napari_unet as nu
 from napari_unet.cli import main
-from napari_unet.io_images import output_stem, read_image
+from napari_unet.io import output_stem, read_image
 
 SCRIPT = Path(sys.executable).parent / "napari-unet"
 
@@ -26,6 +26,11 @@ def _run(capsys, *argv):
 
 def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip()]
+
+
+def _written(stdout: str) -> list[str]:
+    """The files each "<input>: <summary> -> <file>, <file>" line names."""
+    return [name for line in stdout.splitlines() if " -> " in line for name in line.split(" -> ")[1].split(", ")]
 
 
 @pytest.fixture
@@ -56,7 +61,7 @@ def _truncated_tiff(folder, rng):
 
 def _four_d(folder, rng):
     path = folder / "four_d.tif"
-    tifffile.imwrite(path, rng.random((2, 3, 16, 16)).astype(np.float32), photometric="minisblack")
+    tifffile.imwrite(path, rng.random((6, 6, 16, 16)).astype(np.float32), photometric="minisblack")
     return path
 
 
@@ -106,10 +111,10 @@ BAD_INPUTS = [
     (_missing, "no such file"),
     (_corrupt_tiff, "not a TIFF file"),
     (_truncated_tiff, "cannot be read as TIFF"),
-    (_four_d, r"image shape \(2, 3, 16, 16\) is not .* select a single channel or plane"),
+    (_four_d, r"image shape \(6, 6, 16, 16\) is not .* cannot be guessed: pass axes="),
     (_five_d, r"image shape \(2, 2, 2, 16, 16\) is not"),
     (_empty, r"empty file \(0 bytes\)"),
-    (_directory, "is a folder, not an image file"),
+    (_directory, "a folder with no image files"),
     (_unreadable_extension, r"unsupported file type '.txt' \(use .tif"),
     (_junk_png, "not a PNG file"),
     (_pickled_npy, "cannot be read as NPY"),
@@ -130,8 +135,8 @@ def test_a_bad_input_is_one_error_line_and_the_others_are_still_written(
     (line,) = _errors(stderr)
     assert line.startswith(f"error: {bad}: ")
     assert re.search(message, line), line
-    assert sorted(p.name for p in out.iterdir()) == ["good_labels.tif", "later_labels.tif"]
-    assert stdout.split() == [str(out / "good_labels.tif"), str(out / "later_labels.tif")]
+    assert sorted(p.name for p in out.iterdir()) == ["good_labels.tif", "later_labels.tif", "summary.csv"]
+    assert _written(stdout) == [str(out / "good_labels.tif"), str(out / "later_labels.tif")]
 
 
 def test_every_bad_input_in_one_call_gives_one_line_each(good_image, tiny_model_file, tmp_path, rng, capsys):
@@ -147,7 +152,8 @@ def test_every_bad_input_in_one_call_gives_one_line_each(good_image, tiny_model_
 
 @pytest.mark.parametrize("shape, dtype, labels_shape", [
     ((40, 52), np.float32, (40, 52)),
-    ((3, 40, 52), np.uint16, (3, 40, 52)),  # Z, Y, X stack: labels per plane
+    ((6, 40, 52), np.uint16, (6, 40, 52)),  # Z, Y, X stack: labels per plane
+    ((2, 40, 52), np.uint16, (40, 52)),  # C, Y, X: one channel segmented
     ((40, 52, 3), np.uint8, (40, 52)),  # RGB: one label image
     ((1, 1), np.float32, (1, 1)),
 ])
@@ -183,7 +189,7 @@ def test_labels_match_the_python_api(tiny_model, tiny_model_file, tmp_path, rng,
 
 @pytest.mark.parametrize("seeds, cells", [("distance", 2), ("interior", 1)])
 def test_the_seeds_option_reaches_the_labels(seeds, cells, tiny_model_file, tmp_path, monkeypatch, capsys):
-    from test_instances import _predicts_two_overlapping_discs
+    from test_labels import _predicts_two_overlapping_discs
 
     image = _predicts_two_overlapping_discs(monkeypatch)  # one blob with a neck, no predicted boundary
     np.save(tmp_path / "cells.npy", image)
@@ -197,7 +203,7 @@ def test_the_probabilities_option_only_adds_a_file(tiny_model_file, good_image, 
     _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "plain", "--device", "cpu")
     _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "both", "--device", "cpu",
          "--probabilities")
-    assert [p.name for p in (tmp_path / "plain").iterdir()] == ["good_labels.tif"]
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["good_labels.tif", "summary.csv"]
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "plain" / "good_labels.tif"),
                                   tifffile.imread(tmp_path / "both" / "good_labels.tif"))
 
@@ -268,7 +274,7 @@ def test_out_that_is_a_file_is_refused_and_kept(good_image, tiny_model_file, tmp
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--prune-level", "5"], "error: --prune-level: prune_level must be one of [2]"),
+    (["--prune-level", "5"], "error: --prune-level: only a UNet++ trained with deep supervision can be pruned"),
     (["--device", "quantum"], "error: device 'quantum' is not a device name"),
 ])
 def test_bad_options_are_one_line_before_any_file_is_read(options, message, good_image, tiny_model_file,
@@ -323,5 +329,5 @@ def test_the_console_script_runs(tiny_model_file, good_image, tmp_path):
                           "--device", "cpu"], capture_output=True, text=True, env=environment, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines() == [f"error: {missing}: no such file"]
-    assert run.stdout.split() == [str(tmp_path / "out" / "good_labels.tif")]
+    assert _written(run.stdout) == [str(tmp_path / "out" / "good_labels.tif")]
     assert tifffile.imread(tmp_path / "out" / "good_labels.tif").shape == (40, 52)

@@ -11,7 +11,7 @@ import tifffile
 import torch
 
 import napari_unet as nu
-from napari_unet import train
+from napari_unet.training import annotations, loop
 from napari_unet.cli import main
 from napari_unet.config import TrainConfig
 from napari_unet.synth import SynthConfig, synth_dataset
@@ -66,13 +66,13 @@ def test_finetune_writes_exactly_the_model_file_and_it_segments(files, tmp_path,
 
 def test_each_region_applies_to_the_image_before_it(files, tmp_path, monkeypatch):
     seen = {}
-    real = train.iter_finetune
+    real = loop.iter_finetune
 
     def spy(model, images, labels, *, regions=None, config=None, **options):
         seen.update(images=images, regions=regions, config=config)
         return real(model, images, labels, regions=regions, config=config, **options)
 
-    monkeypatch.setattr(train, "iter_finetune", spy)
+    monkeypatch.setattr(loop, "iter_finetune", spy)
     code = main(["finetune", "--image", files["img"], "--region", "8:48,8:48", "--labels", files["lbl"],
                  "--region", " 0:10 , 0:64 ", "--image", files["img2"], "--labels", files["lbl2"],
                  "--model", files["model"], "--out", str(tmp_path / "m.safetensors"), "--seed", "7", *FAST])
@@ -103,13 +103,13 @@ def test_an_existing_model_file_is_only_replaced_with_overwrite(files, tmp_path,
 
 def test_a_model_file_written_meanwhile_by_someone_else_is_kept(files, tmp_path, capsys, monkeypatch):
     out = tmp_path / "tuned.safetensors"
-    real = train.iter_finetune
+    real = loop.iter_finetune
 
     def racing(*args, **options):
         out.write_bytes(b"theirs")
         return real(*args, **options)
 
-    monkeypatch.setattr(train, "iter_finetune", racing)
+    monkeypatch.setattr(loop, "iter_finetune", racing)
     assert main(["finetune", "--image", files["img"], "--labels", files["lbl"], "--model", files["model"],
                  "--out", str(out), *FAST]) != 0
     assert one_error_line(capsys) == f"error: --out {out}: appeared during training; pass --overwrite to replace it"
@@ -167,7 +167,7 @@ def test_finetune_errors_are_one_line_and_write_nothing(files, tmp_path, capsys,
 
 
 def test_a_diverged_run_is_an_error_and_writes_nothing(files, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train, "weighted_loss", lambda heads, classes, weights: heads[0].sum() * float("nan"))
+    monkeypatch.setattr(loop, "weighted_loss", lambda heads, classes, weights: heads[0].sum() * float("nan"))
     before = listing(tmp_path)
     code = main(["finetune", "--image", files["img"], "--labels", files["lbl"], "--model", files["model"],
                  "--out", str(tmp_path / "m.safetensors"), *FAST])
@@ -177,7 +177,7 @@ def test_a_diverged_run_is_an_error_and_writes_nothing(files, tmp_path, capsys, 
 
 
 def test_notices_are_printed_and_training_goes_on(files, tmp_path, capsys, monkeypatch):
-    original, calls = train._step, []
+    original, calls = loop._Training._forward_backward, []
 
     def step(*args):
         calls.append(1)
@@ -185,7 +185,7 @@ def test_notices_are_printed_and_training_goes_on(files, tmp_path, capsys, monke
             raise torch.OutOfMemoryError("CUDA out of memory")
         return original(*args)
 
-    monkeypatch.setattr(train, "_step", step)
+    monkeypatch.setattr(loop._Training, "_forward_backward", step)
     out = tmp_path / "m.safetensors"
     assert main(["finetune", "--image", files["img"], "--labels", files["lbl"], "--model", files["model"],
                  "--out", str(out), *FAST]) == 0
@@ -249,7 +249,7 @@ def test_weights_writes_the_training_weight_map(files, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(out)
     weights = tifffile.imread(out)
     labels = tifffile.imread(files["lbl"])
-    expected = train.training_weight_map(labels, regions=[(0, 32, 0, 64)], config=TrainConfig(w0=5, sigma=3))
+    expected = annotations.training_weight_map(labels, regions=[(0, 32, 0, 64)], config=TrainConfig(w0=5, sigma=3))
     np.testing.assert_array_equal(weights, expected)
     assert (weights[32:] == 0).all() and (weights[:31] > 0).all()
 

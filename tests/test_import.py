@@ -5,9 +5,10 @@ import subprocess
 import sys
 
 CORE_MODULES = [
-    "napari_unet", "napari_unet.config", "napari_unet.models", "napari_unet.tiling",
-    "napari_unet.predict", "napari_unet.instances", "napari_unet.images", "napari_unet.cli",
-    "napari_unet.io_images", "napari_unet.devices",
+    "napari_unet", "napari_unet.config", "napari_unet.checks", "napari_unet.events", "napari_unet.io",
+    "napari_unet.devices", "napari_unet.models", "napari_unet.inference.segment", "napari_unet.inference.chunked",
+    "napari_unet.inference.diameter", "napari_unet.training.loop", "napari_unet.training.pretrain",
+    "napari_unet.cli", "napari_unet.cli.parser", "napari_unet.metrics", "napari_unet.synth",
 ]
 
 

@@ -32,7 +32,7 @@ def test_loading_the_manifest_and_widget_modules_does_not_import_torch():
         "from npe2 import PluginManifest\n"
         "PluginManifest.from_distribution('napari-unet').validate_imports()\n"
         "import napari_unet._widgets.segment, napari_unet._widgets.finetune, napari_unet._widgets.batch\n"
-        "import napari_unet._sample_data\n"
+        "import napari_unet.sample_data\n"
         "assert 'napari_unet._widgets.segment' in sys.modules\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
@@ -41,7 +41,7 @@ def test_loading_the_manifest_and_widget_modules_does_not_import_torch():
 
 
 def test_sample_data_is_an_image_and_its_ground_truth_labels():
-    from napari_unet._sample_data import sample_nuclei_layers
+    from napari_unet.sample_data import sample_nuclei_layers
 
     (image, image_options, image_kind), (truth, truth_options, truth_kind) = sample_nuclei_layers()
     assert (image_kind, truth_kind) == ("image", "labels")

@@ -124,9 +124,9 @@ def test_works_in_3d():
     ("pred", "truth", "match"),
     [
         (np.zeros((4, 4), int), np.zeros((4, 5), int), r"same shape, got pred \(4, 4\) and truth \(4, 5\)"),
-        (np.zeros((4, 4)), np.zeros((4, 4), int), "pred must be a label image of integers"),
-        (np.zeros((4, 4), int), np.zeros((4, 4), np.float32), "truth must be a label image of integers"),
-        (-np.ones((4, 4), int), np.zeros((4, 4), int), "pred must hold labels >= 0"),
+        (np.full((4, 4), 0.5), np.zeros((4, 4), int), "pred must hold integers"),
+        (np.zeros((4, 4), int), np.full((4, 4), np.nan, np.float32), "truth must hold integers"),
+        (-np.ones((4, 4), int), np.zeros((4, 4), int), "pred must not be negative"),
         (np.zeros((0, 4), int), np.zeros((0, 4), int), r"pred and truth are empty \(shape \(0, 4\)\)"),
     ],
 )

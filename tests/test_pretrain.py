@@ -11,7 +11,7 @@ import tifffile
 import napari_unet as nu
 from napari_unet.config import TrainConfig
 from napari_unet.datasets import median_diameter, read_annotated
-from napari_unet.pretrain import PretrainRecipe, pretrain, sampling_weights, to_model_scale, training_images
+from napari_unet.training.pretrain import PretrainRecipe, pretrain, sampling_weights, to_model_scale, training_images
 from napari_unet.synth import SynthConfig, synth_image
 
 TINY = PretrainRecipe(depth=2, base_channels=8, synthetic_images=2, synthetic_diameter=(10.0, 14.0),

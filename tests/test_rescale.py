@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 from skimage.transform import rescale as skimage_rescale
 
-from napari_unet.rescale import RescaledPlane, resample, resample_nearest, scaled_length
+from napari_unet.inference.rescale import RescaledPlane, resample, resample_nearest, scaled_length
 
 
 @pytest.fixture
@@ -44,10 +44,14 @@ def test_colour_channels_are_resampled_alike(smooth_image):
 def test_nearest_labels_keep_their_values():
     labels = np.zeros((40, 40), np.uint16)
     labels[5:15, 5:15], labels[20:35, 18:38] = 3, 9
-    for shape in [(17, 23), (100, 80)]:
-        out = resample_nearest(labels, shape)
+    for factor, shape in [(0.5, (20, 20)), (2.5, (100, 100)), (0.6, (25, 23))]:
+        out = resample_nearest(labels, factor, None if factor != 0.6 else shape)
         assert out.shape == shape and out.dtype == labels.dtype
         assert set(np.unique(out)) == {0, 3, 9}
+    # the labels' grid and the image's grid stay aligned: a 3 px square shrunk 3x is one pixel
+    small = np.zeros((9, 9), np.uint8)
+    small[3:6, 3:6] = 1
+    assert resample_nearest(small, 1 / 3).tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 0]]
 
 
 def test_a_rescaled_plane_is_read_by_two_unit_slices(smooth_image):

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import napari_unet as nu
-from napari_unet.images import describe_image, intensity_range
-from napari_unet.instances import check_labels, relabel_sequential, smallest_label_dtype
-from napari_unet.weights import border_weight_map
+from napari_unet.inference.appearance import Appearance, intensity_range
+from napari_unet.checks import check_labels
+from napari_unet.inference.labels import sequential_labels, smallest_label_dtype
+from napari_unet.training.weightmap import border_weight_map
 
 DTYPES = [np.bool_, np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.float16, np.float32, np.float64]
 _MODEL = nu.create_model("unet", depth=2, base_channels=8)
@@ -49,8 +50,8 @@ def test_tiled_equals_untiled_for_any_shape_and_dtype(image, tile):
 @settings(max_examples=40, deadline=None)
 @given(image=images(max_side=60))
 def test_normalisation_is_finite_and_independent_of_the_window(image):
-    layout = describe_image(image)
-    scale = intensity_range(image, layout, _MODEL.normalization, 1)
+    appearance = Appearance(colour=image.ndim == 3, inverted=False)
+    scale = intensity_range(image, appearance, _MODEL.normalization, 1)
     whole = scale.apply(image.astype(np.float32))
     assert np.isfinite(whole).all()
     half = scale.apply(image[: max(1, image.shape[0] // 2)].astype(np.float32))
@@ -66,8 +67,8 @@ def test_weight_maps_are_finite_and_at_least_the_class_weight(labels):
 
 
 @pytest.mark.parametrize("image, error, message", [
-    (np.zeros((2, 3, 16, 16, 1)), ValueError, "select a single channel or plane"),
-    (np.zeros((2, 2, 2, 16, 16)), ValueError, "select a single channel or plane"),
+    (np.zeros((2, 3, 16, 16, 1)), ValueError, "axes cannot be guessed: pass axes="),
+    (np.zeros((2, 2, 2, 16, 16)), ValueError, "axes cannot be guessed: pass axes="),
     (np.zeros((0, 16)), ValueError, "empty"),
     (np.array([["a", "b"]]), TypeError, "dtype must be bool, integer or float"),
     (np.full((16, 16), np.nan), ValueError, "no finite pixel"),
@@ -79,13 +80,16 @@ def test_unusable_images_are_refused_with_the_reason(image, error, message):
         nu.segment(image, _MODEL, device="cpu")
 
 
-def test_channels_first_colour_is_read_as_a_stack_unless_said_otherwise(rng):
+def test_channels_first_is_read_as_channels_unless_said_otherwise(rng):
     channels_first = rng.random((3, 24, 24)).astype(np.float32)
-    assert nu.segment(channels_first, _MODEL, device="cpu").shape == (3, 24, 24)  # Z, Y, X
+    assert nu.segment(channels_first, _MODEL, device="cpu").shape == (24, 24)  # C, Y, X: one channel
+    assert nu.segment(channels_first, _MODEL, device="cpu", axes="ZYX").shape == (3, 24, 24)
     channels_last = np.moveaxis(channels_first, 0, -1)
     assert nu.segment(channels_last, _MODEL, device="cpu").shape == (24, 24)  # RGB
-    with pytest.raises(ValueError, match="rgb=True needs a last axis of length 3 or 4"):
-        nu.segment(channels_first[:, :, :5], _MODEL, device="cpu", rgb=True)
+    with pytest.raises(ValueError, match="axes 'YX' name 2 axes, the image has 3"):
+        nu.segment(channels_first, _MODEL, device="cpu", axes="YX")
+    with pytest.raises(ValueError, match="channel 5 does not exist: the image has 3 channel"):
+        nu.segment(channels_first, _MODEL, device="cpu", channel=5)
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -99,7 +103,7 @@ def test_float_or_negative_labels_are_refused(labels, message):
 
 def test_more_than_65535_objects_get_a_wider_dtype():
     labels = np.arange(70_000, dtype=np.int64).reshape(280, 250) + 1
-    relabelled = relabel_sequential(labels)
+    relabelled = sequential_labels(labels)
     assert relabelled.dtype == np.uint32 and relabelled.max() == 70_000
     assert smallest_label_dtype(255) == np.uint8 and smallest_label_dtype(256) == np.uint16
 

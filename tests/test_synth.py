@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_unet.synth import STYLES, SynthConfig, out_of_distribution_config, synth_dataset, synth_image
+from napari_unet.synth import STYLES, SynthConfig, synth_dataset, synth_image
 
 SMALL = SynthConfig(shape=(96, 128))
 
@@ -66,27 +66,6 @@ def test_every_style_renders(style):
 def test_phase_cells_are_darker_than_background():
     image, labels = synth_image(np.random.default_rng(0), SynthConfig.for_style("phase", shape=(96, 96)))
     assert np.median(image[labels > 0]) < np.median(image[labels == 0])
-
-
-@pytest.mark.parametrize("kind, outside", [
-    ("magnified", ["radius", "texture", "texture_scale", "edge_darkening", "blur"]),
-    ("dim-rods", ["radius", "elongation", "roughness", "texture", "texture_scale", "edge_darkening", "blur",
-                  "background"]),
-])
-def test_out_of_distribution_ranges_lie_outside_the_defaults(kind, outside):
-    default, shifted = SynthConfig(), out_of_distribution_config(shape=(64, 64), kind=kind)
-    assert shifted.shape == (64, 64)
-    for field in outside:
-        assert getattr(shifted, field)[0] > getattr(default, field)[1], field
-    # light: brighter than any pretraining image (magnified), or dimmer (dim rods)
-    assert shifted.photons[0] > default.photons[1] or shifted.photons[1] < default.photons[0]
-    image, labels = synth_image(np.random.default_rng(0), shifted)
-    assert labels.max() >= 1 and np.all(np.isfinite(image))
-
-
-def test_unknown_out_of_distribution_kind_is_refused():
-    with pytest.raises(ValueError, match="kind must be one of 'magnified', 'dim-rods', got 'blurry'"):
-        out_of_distribution_config(kind="blurry")
 
 
 def test_config_replace_and_tiny_images_work():

@@ -7,7 +7,10 @@ import torch
 import napari_unet as nu
 from napari_unet.config import TrainConfig
 from napari_unet.synth import SynthConfig, synth_dataset
-from napari_unet.train import PatchSampler, TrainStep, iter_finetune, prepare_annotations
+from napari_unet.events import TrainStep
+from napari_unet.training.annotations import prepare_annotations
+from napari_unet.training.loop import iter_finetune
+from napari_unet.training.patches import PatchSampler
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])

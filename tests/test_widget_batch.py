@@ -35,7 +35,7 @@ def test_every_image_gets_its_labels_layer_and_tiff(widget, viewer, stack, qtbot
     widget.run()
     wait_until_idle(qtbot, widget)
     expected = {"nuclei": nu.segment(viewer.layers["nuclei"].data, trained_model, device="cpu"),
-                "stack/2": nu.segment(stack.data, trained_model, device="cpu")}
+                "stack/2": nu.segment(stack.data, trained_model, device="cpu", axes="ZYX")}
     assert count_cells(expected["nuclei"]) >= 3
     for name, labels in expected.items():
         np.testing.assert_array_equal(viewer.layers[f"{name} labels"].data, labels)

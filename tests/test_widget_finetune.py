@@ -175,7 +175,7 @@ def test_a_failed_finetune_registers_nothing_and_keeps_the_selection(widget, vie
 def test_a_diverged_finetune_is_reported_and_not_registered(widget, viewer, registry, messages, qtbot,
                                                              monkeypatch, tiny_model):
     from napari_unet._widgets import finetune
-    from napari_unet.train import TrainFinished
+    from napari_unet.events import TrainFinished
 
     def diverging_job(*args):
         yield from ()

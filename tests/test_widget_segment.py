@@ -22,9 +22,12 @@ def widget(viewer, registry, trained_model):
 
 
 def run_collecting(widget):
+    """What the worker yields to the viewer, after the first ImageRead (what was decided)."""
+    from napari_unet.events import ImageRead
+
     items = []
     widget.run()
-    widget.worker.yielded.connect(items.append)
+    widget.worker.yielded.connect(lambda item: None if isinstance(item, ImageRead) else items.append(item))
     return items
 
 
@@ -57,7 +60,7 @@ def test_a_stack_starts_with_the_plane_on_screen(widget, viewer, qtbot, trained_
     items = run_collecting(widget)
     wait_until_idle(qtbot, widget)
     assert items[0].plane == 2
-    expected = nu.segment(stack, trained_model, tile_size=32, device="cpu")
+    expected = nu.segment(stack, trained_model, tile_size=32, device="cpu", axes="ZYX")
     np.testing.assert_array_equal(viewer.layers["stack labels"].data, expected)
 
 
@@ -67,7 +70,7 @@ def test_rgb_images_are_segmented(widget, viewer, qtbot, trained_model):
     widget.image.value = viewer.add_image(rgb, name="colour", rgb=True)
     widget.run()
     wait_until_idle(qtbot, widget)
-    expected = nu.segment(rgb, trained_model, tile_size=32, device="cpu", rgb=True)
+    expected = nu.segment(rgb, trained_model, tile_size=32, device="cpu", axes="YXC")
     assert viewer.layers["colour labels"].data.shape == grey.shape
     np.testing.assert_array_equal(viewer.layers["colour labels"].data, expected)
 
@@ -144,7 +147,7 @@ def test_closing_the_widget_mid_run_stops_the_worker(widget, qtbot):
 
 
 def test_bad_inputs_are_explained_before_a_run(widget, viewer, messages, tmp_path):
-    from napari_unet._widgets._common import OPEN_FILE
+    from napari_unet._widgets._registry import OPEN_FILE
 
     widget.model.choice.value = OPEN_FILE
     widget.model.file.value = tmp_path / "missing.safetensors"

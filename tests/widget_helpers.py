@@ -26,7 +26,7 @@ def trained_model():
 @pytest.fixture
 def registry(monkeypatch):
     """The widgets' shared model registry, emptied for the test and restored after it."""
-    from napari_unet._widgets._common import registry
+    from napari_unet._widgets._registry import registry
 
     monkeypatch.setattr(registry, "_session", {})
     return registry
@@ -35,17 +35,17 @@ def registry(monkeypatch):
 @pytest.fixture
 def messages(monkeypatch):
     """The text of every error notification the widgets show (bad inputs, worker errors)."""
-    from napari_unet._widgets import _common
+    from napari_unet._widgets import _worker
 
     shown = []
-    monkeypatch.setattr(_common, "show_error", shown.append)
+    monkeypatch.setattr(_worker, "show_error", shown.append)
     return shown
 
 
 @pytest.fixture
 def viewer(make_napari_viewer):
     """A viewer holding a 96 x 128 crop of the sample image and its ground truth."""
-    from napari_unet._sample_data import sample_nuclei_layers
+    from napari_unet.sample_data import sample_nuclei_layers
 
     viewer = make_napari_viewer()
     for data, options, kind in sample_nuclei_layers():

@@ -1,7 +1,8 @@
 """Typed configuration shared by the API, the command line, the widgets and model files.
 
-Every option lives here once, as a frozen dataclass with its default. Model files store
-``ModelConfig`` and ``Normalization`` as JSON, so a saved model rebuilds itself exactly.
+Every option lives here once, as a frozen dataclass with its default: ``ModelConfig`` and
+``Normalization`` (stored in model files, so a saved model rebuilds itself exactly),
+``PredictConfig`` / ``SegmentConfig`` (every prediction entry point) and ``TrainConfig``.
 """
 
 from __future__ import annotations
@@ -9,21 +10,29 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .checks import check_choice, check_positive_int, check_positive_number
+
 ARCHITECTURES = ("unet", "unetplusplus")
 PADDINGS = ("valid", "same")
 UPSAMPLINGS = ("transpose", "bilinear")
-PRECISIONS = ("fp32", "bf16", "fp16")
+# "auto" is resolved per device by napari_unet.devices.resolve_precision
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CLASS_NAMES = ("background", "interior", "boundary")
+SEEDS = ("distance", "interior")
+# axis letters an image may be described with (napari_unet.inference.layout)
+AXES_LETTERS = "TZCYX"
 
 
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+class _Replaceable:
+    """``replace(**changes)`` that names an unknown option instead of a bare TypeError."""
 
-
-def _check_positive_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    def replace(self, **changes):
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(f"unknown {type(self).__name__} option(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(known))}")
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -67,13 +76,13 @@ class ModelConfig:
     deep_supervision: bool = False
 
     def __post_init__(self):
-        _check_choice("arch", self.arch, ARCHITECTURES)
-        _check_positive_int("depth", self.depth)
-        _check_positive_int("base_channels", self.base_channels)
-        _check_positive_int("in_channels", self.in_channels)
-        _check_positive_int("out_channels", self.out_channels, minimum=2)
-        _check_choice("padding", self.padding, PADDINGS)
-        _check_choice("upsampling", self.upsampling, UPSAMPLINGS)
+        check_choice("arch", self.arch, ARCHITECTURES)
+        check_positive_int("depth", self.depth)
+        check_positive_int("base_channels", self.base_channels)
+        check_positive_int("in_channels", self.in_channels)
+        check_positive_int("out_channels", self.out_channels, minimum=2)
+        check_choice("padding", self.padding, PADDINGS)
+        check_choice("upsampling", self.upsampling, UPSAMPLINGS)
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.deep_supervision and self.arch != "unetplusplus":
@@ -92,7 +101,7 @@ class Normalization:
     high: float = 99.8
 
     def __post_init__(self):
-        _check_choice("normalization kind", self.kind, ("percentile",))
+        check_choice("normalization kind", self.kind, ("percentile",))
         if not 0.0 <= self.low < self.high <= 100.0:
             raise ValueError(
                 f"normalization percentiles need 0 <= low < high <= 100, got low={self.low}, high={self.high}"
@@ -100,7 +109,114 @@ class Normalization:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class PredictConfig(_Replaceable):
+    """How images are read and predicted: the options of every prediction entry point.
+
+    Parameters
+    ----------
+    diameter : float, optional
+        Typical object diameter in the input's pixels. The image is rescaled so objects
+        have the model's working diameter. None: estimated from the image (models with a
+        working diameter), or no rescaling (models without one).
+    channel : int, optional
+        Channel to segment of a multi-channel image (axis "C"); None: chosen automatically.
+    invert : bool, optional
+        Negate intensities (dark objects on a bright background). None: detected.
+    axes : str, optional
+        Axis letters of the input, e.g. "YX", "YXC" (RGB), "CYX", "ZYX", "TYX", "ZCYX".
+        None: guessed from the shape (see :func:`napari_unet.inference.layout.describe_image`).
+    tile_size : int, optional
+        Output pixels per tile edge (rounded up to the network alignment); None: from the
+        free memory.
+    batch_size : int, optional
+        Tiles per forward pass; None: from the free memory.
+    device : str
+        "auto" (CUDA, MPS, CPU), "cpu", "cuda", "cuda:N" or "mps".
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        "auto": bf16 where the hardware runs it natively (recent CUDA GPUs, CPUs with
+        AVX-512 BF16 or AMX), else fp32.
+    prune_level : int, optional
+        UNet++ with deep supervision: run only the sub-network ending at X(0, level).
+    chunk_size : int
+        Pixels per chunk edge of lazy (dask) and chunked computation.
+    chunked_above : int
+        Planes with more pixels than this are segmented chunk by chunk, in bounded memory.
+    """
+
+    diameter: float | None = None
+    channel: int | None = None
+    invert: bool | None = None
+    axes: str | None = None
+    tile_size: int | None = None
+    batch_size: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    prune_level: int | None = None
+    chunk_size: int = 1024
+    chunked_above: int = 4096 * 4096
+
+    def __post_init__(self):
+        check_positive_number("diameter", self.diameter, optional=True)
+        check_positive_int("channel", self.channel, minimum=0, optional=True)
+        if self.invert is not None and not isinstance(self.invert, bool):
+            raise ValueError(f"invert must be True, False or None (detect), got {self.invert!r}")
+        if self.axes is not None and (not isinstance(self.axes, str) or not self.axes
+                                      or set(self.axes) - set(AXES_LETTERS) or len(set(self.axes)) != len(self.axes)):
+            raise ValueError(f"axes must be distinct letters of {AXES_LETTERS!r} such as 'YX' or 'CYX', got {self.axes!r}")
+        check_positive_int("tile_size", self.tile_size, optional=True)
+        check_positive_int("batch_size", self.batch_size, optional=True)
+        if not isinstance(self.device, str):
+            raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        check_choice("precision", self.precision, PRECISIONS)
+        check_positive_int("prune_level", self.prune_level, optional=True)
+        check_positive_int("chunk_size", self.chunk_size)
+        check_positive_int("chunked_above", self.chunked_above)
+
+
+@dataclass(frozen=True)
+class SegmentConfig(PredictConfig):
+    """:class:`PredictConfig` plus how probabilities become instance labels.
+
+    Parameters
+    ----------
+    threshold : float
+        Probability threshold in (0, 1) of foreground and interior.
+    min_size : int, optional
+        Objects with fewer pixels (of the input) are removed; None: 15 pixels at the
+        model's scale.
+    seeds : {"distance", "interior"}
+        How touching cells are split: at the neck between them, or only along a predicted
+        boundary (rods, filaments). See :func:`napari_unet.probabilities_to_labels`.
+    overlap : int
+        Pixels (at the model's scale) each chunk borrows from its neighbours when labels
+        are computed chunk by chunk; larger than the largest cell.
+    """
+
+    threshold: float = 0.5
+    min_size: int | None = None
+    seeds: str = "distance"
+    overlap: int = 64
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}")
+        check_positive_int("min_size", self.min_size, minimum=0, optional=True)
+        check_choice("seeds", self.seeds, SEEDS)
+        check_positive_int("overlap", self.overlap, minimum=0)
+
+
+def resolve_config(cls, config, changes: dict):
+    """``config`` (an instance of ``cls``, or None for the defaults) with ``changes`` applied."""
+    if config is None:
+        config = cls()
+    elif not isinstance(config, cls):
+        raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+    return config.replace(**changes) if changes else config
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Replaceable):
     """Options of fine-tuning and pretraining (see :func:`napari_unet.iter_finetune`).
 
     Parameters
@@ -132,8 +248,13 @@ class TrainConfig:
         Background processes preparing patches (0: prepare them between steps).
     device : str
         "auto", "cpu", "cuda", "cuda:N" or "mps".
-    precision : {"fp32", "bf16", "fp16"}
-        Autocast precision of forward and backward passes.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast precision of forward and backward passes ("auto": see
+        :class:`PredictConfig`).
+    diameter : float, optional
+        Typical diameter (pixels) of the annotated cells. A model with a working diameter
+        is trained on the images rescaled so the cells have that diameter, as prediction
+        will show them. None: the median diameter of the annotated cells.
     """
 
     iterations: int = 300
@@ -150,25 +271,24 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
+    diameter: float | None = None
 
     def __post_init__(self):
-        _check_positive_int("iterations", self.iterations)
-        _check_positive_int("batch_size", self.batch_size)
-        _check_positive_int("patch_size", self.patch_size, minimum=8)
-        _check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        _check_choice("precision", self.precision, PRECISIONS)
+        check_positive_number("diameter", self.diameter, optional=True)
+        check_positive_int("iterations", self.iterations)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("patch_size", self.patch_size, minimum=8)
+        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        check_choice("precision", self.precision, PRECISIONS)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        _check_positive_int("validate_every", self.validate_every)
-        _check_positive_int("workers", self.workers, minimum=0)
+        check_positive_int("validate_every", self.validate_every)
+        check_positive_int("workers", self.workers, minimum=0)
         if not self.w0 >= 0:
             raise ValueError(f"w0 must be >= 0, got {self.w0!r}")
         if not self.sigma > 0:
             raise ValueError(f"sigma must be > 0 pixels, got {self.sigma!r}")
-
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
 
 
 def config_from_dict(cls, data: dict):

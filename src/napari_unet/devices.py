@@ -1,12 +1,65 @@
-"""Device and precision selection."""
+"""Device and precision selection: the policy every front end shares."""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
 from .config import PRECISIONS
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# CPU flags of native bfloat16 arithmetic (x86): with them bf16 runs a U-Net ~3x faster
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def available_devices() -> list[str]:
+    """"auto", "cpu" and the accelerators torch can see here."""
+    choices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        choices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        choices.append("mps")
+    return choices
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX; Linux flags)."""
+    try:
+        with open("/proc/cpuinfo") as stream:
+            flags = next((line for line in stream if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in _CPU_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision to run: "auto" is bf16 where the hardware runs it natively, else fp32.
+
+    bf16 labels agree with fp32 labels at IoU 0.999 on the shipped model
+    (docs/performance.md) and run about 3x faster on such CPUs and 2x on recent GPUs.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
+def precision_notice(precision: str, device: torch.device) -> str | None:
+    """A warning when ``precision`` is slow or inexact on ``device``, else None."""
+    if precision == "fp16" and device.type == "cpu":
+        return "fp16 on the CPU is emulated: slower than fp32 and less exact; use bf16 or fp32"
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        return "this CPU has no native bf16: it runs slower than fp32; use fp32"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "this GPU has no bf16 support; use fp16 or fp32"
+    return None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -34,8 +87,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def autocast(device: torch.device, precision: str):
     """Context manager running the forward pass in ``precision`` on ``device``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=_AUTOCAST[precision])

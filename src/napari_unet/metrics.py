@@ -13,14 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .checks import check_labels
+
 
 def _check_pair(pred, truth) -> tuple[np.ndarray, np.ndarray]:
-    pred, truth = np.asarray(pred), np.asarray(truth)
-    for name, array in (("pred", pred), ("truth", truth)):
-        if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
-            raise ValueError(f"{name} must be a label image of integers (or a bool mask), got dtype {array.dtype}")
-        if array.size and array.min() < 0:
-            raise ValueError(f"{name} must hold labels >= 0 (0 = background), got a minimum of {array.min()}")
+    pred, truth = check_labels(pred, "pred"), check_labels(truth, "truth")
     if pred.shape != truth.shape:
         raise ValueError(f"pred and truth must have the same shape, got pred {pred.shape} and truth {truth.shape}")
     if pred.size == 0:

@@ -1,7 +1,7 @@
 """The bundled sample: a synthetic nuclei image and its ground-truth labels.
 
 Made once by ``python -m napari_unet.sample_data`` from :mod:`napari_unet.synth` (seed 2026)
-and shipped as TIFF files, so the demo and the napari sample menu need nothing else.
+and shipped as TIFF files, so the demo and napari's File > Open Sample need nothing else.
 """
 
 from __future__ import annotations
@@ -22,6 +22,15 @@ def sample_nuclei() -> tuple[np.ndarray, np.ndarray]:
     folder = resources.files("napari_unet") / "data"
     with resources.as_file(folder / IMAGE_FILE) as image_path, resources.as_file(folder / LABELS_FILE) as labels_path:
         return tifffile.imread(image_path), tifffile.imread(labels_path)
+
+
+def sample_nuclei_layers():
+    """``[(image, kwargs, "image"), (labels, kwargs, "labels")]`` for napari's File > Open Sample."""
+    image, truth = sample_nuclei()
+    return [
+        (image, {"name": "nuclei"}, "image"),
+        (truth, {"name": "nuclei ground truth", "visible": False}, "labels"),
+    ]
 
 
 def make_sample() -> tuple[np.ndarray, np.ndarray]:

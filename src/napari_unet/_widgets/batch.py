@@ -10,9 +10,11 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Select
 from napari.layers import Image
 
-from ._common import (AUTO, OWNER_KEY, ModelPicker, RunControls, WorkerOwner, device_choices, image_data,
-                      layers_of, report, report_error, resolve_precision, show_owned)
-from .segment import LABELS_ROLE, PRECISIONS, SPLIT_CHOICES, SPLIT_TOOLTIP
+from ._image_options import ImageOptions
+from ._layers import OWNER_KEY, image_data, layer_axes, layers_of, show_owned
+from ._registry import ModelPicker
+from ._worker import RunControls, WorkerOwner, report, report_error
+from .segment import LABELS_ROLE, SPLIT_CHOICES, SPLIT_TOOLTIP
 
 
 @dataclass(frozen=True)
@@ -33,26 +35,26 @@ class PlaneDone:
     total: int
 
 
-def batch_job(items, model, options: dict):
-    """Worker body: segment each ``(name, image, rgb)`` plane by plane.
+def batch_job(items, model, config):
+    """Worker body: segment each ``(name, image, axes)`` with :func:`napari_unet.iter_segment`.
 
     Yields a PlaneDone after every plane (cancel takes effect there) and an ImageLabelled
     after every image.
     """
-    from ..images import describe_image
-    from ..instances import stack_planes
-    from ..predict import segment
+    from ..events import PlaneDone as CorePlaneDone
+    from ..events import SegmentDone
+    from ..inference.layout import describe_image
+    from ..inference.segment import iter_segment
 
-    layouts = [describe_image(image, rgb=rgb) for _, image, rgb in items]
-    total, done = sum(layout.planes for layout in layouts), 0
-    for (name, image, rgb), layout in zip(items, layouts):
-        planes = []
-        for index in range(layout.planes):
-            plane = layout.plane(image, index) if layout.stacked else image
-            planes.append(segment(plane, model, rgb=layout.rgb, **options))
-            done += 1
-            yield PlaneDone(done, total)
-        yield ImageLabelled(name, stack_planes(planes) if layout.stacked else planes[0], done, total)
+    total = sum(describe_image(image, axes=axes).planes for _, image, axes in items)
+    done = 0
+    for name, image, axes in items:
+        for event in iter_segment(image, model, config.replace(axes=axes)):
+            if isinstance(event, CorePlaneDone):
+                done += 1
+                yield PlaneDone(done, total)
+            elif isinstance(event, SegmentDone):
+                yield ImageLabelled(name, event.labels, done, total)
 
 
 def file_name(layer_name: str) -> str:
@@ -67,15 +69,19 @@ class BatchWidget(WorkerOwner, Container):
         self.viewer = napari_viewer
         self.images = Select(label="images", choices=self._choices,
                              tooltip="none selected: every image layer")
+        from ..devices import available_devices
+
         self.model = ModelPicker()
-        self.device = ComboBox(label="device", choices=device_choices(), value=AUTO)
-        self.precision = ComboBox(label="precision", choices=PRECISIONS, value=AUTO)
+        self.image_options = ImageOptions()
+        self.image_options.estimate.visible = False  # each image's size is estimated on its own
+        self.device = ComboBox(label="device", choices=available_devices(), value="auto")
+        self.precision = ComboBox(label="precision", choices=["auto", "fp32", "bf16", "fp16"], value="auto")
         self.split = ComboBox(label="split touching", choices=SPLIT_CHOICES, value="distance", tooltip=SPLIT_TOOLTIP)
         self.save = CheckBox(text="save each result as TIFF", value=False)
         self.folder = FileEdit(label="folder", mode="d")
         self.controls = RunControls("Segment all")
-        super().__init__(widgets=[self.images, self.model, self.split, self.device, self.precision, self.save,
-                                  self.folder, self.controls])
+        super().__init__(widgets=[self.images, self.model, self.image_options, self.split, self.device,
+                                  self.precision, self.save, self.folder, self.controls])
         events = napari_viewer.layers.events
         for event in (events.inserted, events.removed):
             event.connect(self.images.reset_choices)
@@ -105,12 +111,18 @@ class BatchWidget(WorkerOwner, Container):
             report_error(error, "Batch segment")
             return
         self._folder = folder
-        items = [(layer.name, image_data(layer), layer.rgb) for layer in layers]
-        options = dict(device=device, precision=resolve_precision(self.precision.value, device),
-                       seeds=self.split.value)
+        try:
+            items = [(layer.name, image_data(layer), layer_axes(self.viewer, layer)) for layer in layers]
+        except ValueError as error:
+            report_error(error, "Batch segment")
+            return
+        from ..config import SegmentConfig
+
+        config = SegmentConfig(device=device, precision=self.precision.value, seeds=self.split.value,
+                               **self.image_options.options())
         self.controls.progress.value = 0
         self.controls.status.value = f"segmenting {len(items)} image(s)…"
-        self.start_job("Batch segment", batch_job, items, model, options, on_yield=self._show)
+        self.start_job("Batch segment", batch_job, items, model, config, on_yield=self._show)
 
     def _show(self, item) -> None:
         """Main thread: move the progress bar; add (or update) a finished image's layer."""
@@ -120,7 +132,7 @@ class BatchWidget(WorkerOwner, Container):
             return
         show_owned(self.viewer, LABELS_ROLE, item.name, f"{item.name} labels", item.labels)
         if self._folder is not None:
-            from ..io_images import write_tiff
+            from ..io import write_tiff
 
             try:
                 write_tiff(self._folder / file_name(item.name), item.labels)

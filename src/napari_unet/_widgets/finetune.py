@@ -9,9 +9,10 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels, Shapes
 
-from ._common import (LayerPicker, ModelPicker, RunControls, WorkerOwner, image_data, registry, report,
-                      report_error, show_owned)
+from ._layers import LayerPicker, image_data, show_owned
 from ._loss_plot import LossPlot
+from ._registry import ModelPicker, registry
+from ._worker import RunControls, WorkerOwner, report, report_error
 
 # metadata: the name of the image an annotation / regions layer belongs to
 ANNOTATION_KEY = "napari_unet_annotation_for"
@@ -38,19 +39,26 @@ class Preview:
 
 def finetune_job(model, pairs: list[Pair], config, preview_window, preview_every: int):
     """Worker body: the events of :func:`napari_unet.iter_finetune`, plus a Preview every
-    ``preview_every`` steps (and at the end); returns the TrainFinished event."""
-    from ..predict import segment
-    from ..train import TrainFinished, TrainStep, iter_finetune
+    ``preview_every`` steps (and at the end); returns the TrainFinished event.
+
+    Previews are segmented at the annotated cells' diameter (the scale of the training)."""
+    from ..events import TrainFinished, TrainStep
+    from ..inference.segment import segment
+    from ..training.loop import iter_finetune
+
+    from ..training.annotations import check_annotations, training_scale
 
     images, labels = [p.image for p in pairs], [p.labels for p in pairs]
     regions = [p.regions for p in pairs]
+    _, diameter = training_scale(model, check_annotations(images, labels, regions), config)
     for event in iter_finetune(model, images, labels, regions=regions, config=config):
         if isinstance(event, TrainFinished):
             return event
         yield event
         last = isinstance(event, TrainStep) and event.step == event.iterations
         if preview_window is not None and isinstance(event, TrainStep) and (event.step % preview_every == 0 or last):
-            yield Preview(event.step, segment(preview_window, event.model, device=str(event.model.device)))
+            yield Preview(event.step, segment(preview_window, event.model, device=str(event.model.device),
+                                              diameter=diameter))
     return None
 
 
@@ -191,6 +199,8 @@ class FinetuneWidget(WorkerOwner, Container):
 
     def pairs(self) -> list[Pair]:
         """The 2-D training samples; ValueError explains unusable inputs before any run."""
+        from ..training.annotations import check_annotation
+
         pairs = []
         for image_layer, annotation, regions in self._layer_pairs():
             image, painted = image_data(image_layer), annotation.data
@@ -205,18 +215,22 @@ class FinetuneWidget(WorkerOwner, Container):
                 if not labels.any():
                     continue
                 boxes = None if regions is None else rectangles(regions, labels.shape, plane)
+                where = f" (plane {plane})" if stacked else ""
                 if boxes is not None and not boxes:
-                    where = f" on plane {plane}" if stacked else ""
                     raise ValueError(f"training regions {regions.name!r} hold no rectangle{where} where "
                                      f"{annotation.name!r} has cells: draw one around the annotated cells")
-                pairs.append(Pair(np.asarray(image[plane] if stacked else image), labels, boxes))
+                plane_image = np.asarray(image[plane] if stacked else image)
+                check_annotation(plane_image, labels, boxes, image_name=f"image {image_layer.name!r}{where}",
+                                 labels_name=f"annotation {annotation.name!r}{where}")
+                pairs.append(Pair(plane_image, labels, boxes))
         if not pairs:
-            raise ValueError("the annotation is empty: paint a few cells (press M for a new label per cell)")
+            raise ValueError("the annotation is empty: paint a few cells (each stroke that starts outside a cell "
+                             "paints a new one)")
         return pairs
 
     def add_weight_map(self, *_) -> None:
         """The per-pixel loss weights of the first annotated image (0 where nothing is learned)."""
-        from ..train import training_weight_map
+        from ..training.annotations import training_weight_map
 
         try:
             pair = self.pairs()[0]
@@ -230,7 +244,7 @@ class FinetuneWidget(WorkerOwner, Container):
 
     def add_augmentation_preview(self, *_) -> None:
         """Four augmented versions of the first annotated image, as the network sees them."""
-        from ..augment import preview_augmentations
+        from ..training.augment import preview_augmentations
 
         try:
             pair = self.pairs()[0]
@@ -294,7 +308,7 @@ class FinetuneWidget(WorkerOwner, Container):
 
     def _show(self, item) -> None:
         """Main thread: loss curve, progress, ETA, notices and the live preview layer."""
-        from ..train import Notice, TrainStep
+        from ..events import Notice, TrainStep
 
         if isinstance(item, TrainStep):
             self._last_step = item

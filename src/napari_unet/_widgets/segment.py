@@ -8,14 +8,15 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, SpinBox
 from napari.layers import Image
 
-from ._common import (AUTO, LayerPicker, ModelPicker, RunControls, WorkerOwner, device_choices, image_data,
-                      report, report_error, resolve_precision, show_owned, view_position)
+from ._image_options import ImageOptions
+from ._layers import LayerPicker, image_data, layer_axes, show_owned, view_position
+from ._registry import ModelPicker
+from ._worker import RunControls, WorkerOwner, report, report_error
 
-PRECISIONS = [AUTO, "fp32", "bf16", "fp16"]
 ACCURATE = "accurate"
 LABELS_ROLE = "labels"
 PROBABILITY_CLASSES = (("interior", "green"), ("boundary", "magenta"))
-# how touching cells are split (napari_unet.instances.probabilities_to_labels ``seeds``)
+# how touching cells are split (napari_unet.probabilities_to_labels ``seeds``)
 SPLIT_CHOICES = [("at the neck (round cells)", "distance"), ("on predicted boundary only (rods)", "interior")]
 SPLIT_TOOLTIP = ("round cells: touching cells are also split at the neck between them; rods and filaments: "
                  "only where the network predicts a boundary")
@@ -23,7 +24,7 @@ SPLIT_TOOLTIP = ("round cells: touching cells are also split at the neck between
 
 @dataclass(frozen=True)
 class TilePainted:
-    """Provisional labels of one finished tile (cells numbered within the tile)."""
+    """Provisional labels of one finished tile (cells numbered within the tile), input grid."""
 
     plane: int | None
     y: slice
@@ -42,29 +43,34 @@ class PlaneLabelled:
     probabilities: np.ndarray | None
 
 
-def segment_job(image, model, options: dict, focus, planes, keep_probabilities: bool, seeds: str):
-    """Worker body: a TilePainted per tile and a PlaneLabelled per finished plane.
+def segment_job(image, model, config, focus, planes, keep_probabilities: bool):
+    """Worker body: the ImageRead, a TilePainted per tile and a PlaneLabelled per plane.
 
-    Tiles are labelled on their own for a quick look; a finished plane is labelled as a
-    whole with the same function :func:`napari_unet.segment` uses, so the end result is
-    exactly the blocking API's.
+    Tiles are labelled on their own for a quick look; every plane's final labels come from
+    :func:`napari_unet.iter_segment`, so the end result is exactly the blocking API's.
     """
-    from ..images import describe_image
-    from ..instances import probabilities_to_labels
-    from ..predict import predict_tiles
+    from ..events import ImageRead, PlaneDone, SegmentDone, TileDone
+    from ..inference.labels import probabilities_to_labels
+    from ..inference.rescale import resample_nearest
+    from ..inference.segment import iter_segment
 
-    layout = describe_image(image, rgb=options.get("rgb"))
-    plane_probabilities = np.zeros((model.config.out_channels,) + layout.plane_shape, dtype=np.float32)
     offset = 0
-    for event in predict_tiles(image, model, focus=focus, planes=planes, **options):
-        plane_probabilities[:, event.tile.y, event.tile.x] = event.probabilities
-        tile_labels = probabilities_to_labels(event.probabilities, min_size=0, seeds=seeds).astype(np.uint32)
-        tile_labels[tile_labels > 0] += offset
-        offset = int(tile_labels.max(initial=offset))
-        yield TilePainted(event.plane, event.tile.y, event.tile.x, tile_labels, event.done, event.total)
-        if event.done % (event.total // len(planes or [0])) == 0:
-            yield PlaneLabelled(event.plane, probabilities_to_labels(plane_probabilities, seeds=seeds),
-                                plane_probabilities.copy() if keep_probabilities else None)
+    for event in iter_segment(image, model, config, focus=focus, planes=planes,
+                              keep_probabilities=keep_probabilities):
+        if isinstance(event, TileDone):
+            rows, cols = event.region
+            labels = probabilities_to_labels(event.probabilities, min_size=0, seeds=config.seeds).astype(np.uint32)
+            labels = resample_nearest(labels, 1 / event.factor, (rows.stop - rows.start, cols.stop - cols.start))
+            labels[labels > 0] += offset
+            offset = int(labels.max(initial=offset))
+            yield TilePainted(event.plane, rows, cols, labels, event.done, event.total)
+        elif isinstance(event, PlaneDone):
+            yield PlaneLabelled(event.plane, event.labels, event.probabilities)
+        elif isinstance(event, ImageRead):
+            yield event
+        elif isinstance(event, SegmentDone):
+            return event
+    return None
 
 
 def prune_levels(model) -> list[str]:
@@ -78,24 +84,28 @@ class SegmentWidget(WorkerOwner, Container):
     """Dock widget: image + model -> a ``<image> labels`` layer, filled while it is computed."""
 
     def __init__(self, napari_viewer):
+        from ..devices import available_devices
+
         self.viewer = napari_viewer
         self.image = LayerPicker(napari_viewer, Image, "image")
         self.model = ModelPicker()
+        self.image_options = ImageOptions()
         self.tile_size = SpinBox(label="tile size", value=0, min=0, max=8192, step=64,
                                  tooltip="output pixels per tile edge; 0 = automatic (512 CPU, 1024 GPU)")
-        self.device = ComboBox(label="device", choices=device_choices(), value=AUTO)
-        self.precision = ComboBox(label="precision", choices=PRECISIONS, value=AUTO,
-                                  tooltip="auto: bf16 on a CUDA GPU that supports it, else fp32")
+        self.device = ComboBox(label="device", choices=available_devices(), value="auto")
+        self.precision = ComboBox(label="precision", choices=["auto", "fp32", "bf16", "fp16"], value="auto",
+                                  tooltip="auto: bf16 where the hardware runs it natively, else fp32")
         self.prune_level = ComboBox(label="UNet++ level", choices=[ACCURATE], value=ACCURATE, enabled=False,
                                     tooltip="a pruned UNet++ (L1 fastest) trades accuracy for speed")
         self.split = ComboBox(label="split touching", choices=SPLIT_CHOICES, value="distance", tooltip=SPLIT_TOOLTIP)
         self.with_probabilities = CheckBox(text="also add class probabilities", value=False)
         self.controls = RunControls("Segment")
-        super().__init__(widgets=[self.image, self.model, self.split, self.tile_size, self.device, self.precision,
-                                  self.prune_level, self.with_probabilities, self.controls])
+        super().__init__(widgets=[self.image, self.model, self.image_options, self.split, self.tile_size, self.device,
+                                  self.precision, self.prune_level, self.with_probabilities, self.controls])
         self.labels_layer = None
         self.controls.run.changed.connect(self.run)
         self.controls.cancel.changed.connect(self.cancel)
+        self.image_options.estimate.changed.connect(self.estimate)
         self.model.choice.changed.connect(self._update_levels)
         self.model.file.changed.connect(self._update_levels)
         self.native.destroyed.connect(self._stop_on_close)
@@ -111,33 +121,39 @@ class SegmentWidget(WorkerOwner, Container):
         self.prune_level.value = ACCURATE
         self.prune_level.enabled = len(levels) > 1
 
-    def predict_options(self, layer) -> dict:
+    def config(self, layer):
+        """The SegmentConfig the widget's values say."""
+        from ..config import SegmentConfig
+
         level = self.prune_level.value
-        device = self.device.value
-        return dict(tile_size=self.tile_size.value or None, device=device,
-                    precision=resolve_precision(self.precision.value, device),
-                    prune_level=None if level in (None, ACCURATE) else int(level[1:]), rgb=layer.rgb)
+        return SegmentConfig(axes=layer_axes(self.viewer, layer), tile_size=self.tile_size.value or None,
+                             device=self.device.value, precision=self.precision.value,
+                             prune_level=None if level in (None, ACCURATE) else int(level[1:]),
+                             seeds=self.split.value, **self.image_options.options())
+
+    def _inputs(self):
+        """(layer, image, config, model), or ValueError saying what to fix."""
+        layer = self.image.value
+        if layer is None:
+            raise ValueError("no image layer: open an image first")
+        config = self.config(layer)
+        model = self.model.load(config.device)
+        model.network.check_level(config.prune_level)
+        return layer, image_data(layer), config, model
 
     def run(self, *_) -> None:
         """Check the inputs (errors are shown before anything starts), then predict in a worker."""
-        from ..images import describe_image
+        from ..inference.layout import describe_image
 
-        layer = self.image.value
         try:
-            if layer is None:
-                raise ValueError("no image layer: open an image first")
-            image = image_data(layer)
-            options = self.predict_options(layer)
-            layout = describe_image(image, rgb=layer.rgb)
-            model = self.model.load(options["device"])
-            model.network.check_level(options["prune_level"])
+            layer, image, config, model = self._inputs()
+            layout = describe_image(image, axes=config.axes)
         except (ValueError, TypeError, OSError) as error:
             report_error(error, "Segment")
             return
-        shape = ((layout.planes,) if layout.stacked else ()) + layout.plane_shape
         self.source = layer.name
         self.labels_layer = show_owned(self.viewer, LABELS_ROLE, layer.name, f"{layer.name} labels",
-                                       np.zeros(shape, dtype=np.uint32))
+                                       np.zeros(layout.spatial_shape, dtype=np.uint32))
         plane, focus = view_position(self.viewer, layer)
         planes = None
         if layout.stacked:
@@ -146,12 +162,40 @@ class SegmentWidget(WorkerOwner, Container):
         self._probabilities = {}
         self.controls.progress.value = 0
         self.controls.status.value = f"segmenting {layer.name}…"
-        self.start_job("Segment", segment_job, image, model, options, focus, planes,
-                       self.with_probabilities.value, self.split.value, on_yield=self._show,
-                       on_return=self._finish)
+        self.start_job("Segment", segment_job, image, model, config, focus, planes, self.with_probabilities.value,
+                       on_yield=self._show, on_return=self._finish)
+
+    def estimate(self, *_) -> None:
+        """Measure the cell diameter of the chosen image (in a worker) and put it in the field."""
+        from ..inference.diameter import estimate_diameter
+
+        try:
+            layer, image, config, model = self._inputs()
+        except (ValueError, TypeError, OSError) as error:
+            report_error(error, "Estimate")
+            return
+
+        def job():
+            yield from ()
+            return estimate_diameter(image, model, config.replace(diameter=None))
+
+        self.controls.status.value = f"measuring the cells of {layer.name}…"
+        self.start_job("Estimate", job, on_yield=lambda _: None, on_return=self._estimated)
+
+    def _estimated(self, estimate) -> None:
+        if estimate.diameter is None:
+            self.controls.status.value = "no cells found at any scale: enter the diameter by hand"
+            return
+        self.image_options.diameter.value = round(estimate.diameter, 1)
+        self.controls.status.value = f"cell diameter ≈ {estimate.diameter:.1f} px"
 
     def _show(self, item) -> None:
         """Main thread: paint a tile or a finished plane into the labels layer."""
+        from ..events import ImageRead
+
+        if isinstance(item, ImageRead):
+            self.image_options.show_read(item)
+            return
         layer = self.labels_layer
         planes = () if item.plane is None else (item.plane,)
         if isinstance(item, TilePainted):
@@ -167,13 +211,15 @@ class SegmentWidget(WorkerOwner, Container):
                 self._probabilities[item.plane] = item.probabilities
         layer.refresh()
 
-    def _finish(self, _result) -> None:
+    def _finish(self, result) -> None:
         layer = self.labels_layer
         if layer not in self.viewer.layers:  # removed during the run: the result comes back
             self.viewer.add_layer(layer)
+        if result is not None:
+            layer.data = result.labels
         if self._probabilities:
             self._add_probabilities()
-        count = sum(len(np.unique(plane)) - 1 for plane in (layer.data if layer.ndim == 3 else [layer.data]))
+        count = result.objects if result is not None else int(np.asarray(layer.data).max())
         self.controls.status.value = f"{self.source}: {count} cells"
         report(f"Segment: {self.source} done, {count} cells")
 

@@ -11,8 +11,6 @@ from torch.nn import functional as F
 from ..config import CLASS_NAMES, ModelConfig, Normalization
 from .blocks import center_crop, nested_output_sizes, receptive_radius
 
-REPRESENTATION = "background-interior-boundary"
-
 
 class SegmentationNetwork(nn.Module):
     """A fully convolutional network returning per-pixel class logits.
@@ -81,7 +79,8 @@ class SegmentationModel:
     normalization : Normalization
         Intensity normalisation applied once per image or plane.
     class_names : tuple of str
-        Output classes, in channel order.
+        Output classes, in channel order; instance labels need ("background", "interior",
+        "boundary").
     name : str
         Shown in menus and stored in files.
     history : list of dict
@@ -97,7 +96,6 @@ class SegmentationModel:
     class_names: tuple[str, ...] = CLASS_NAMES
     name: str = "untitled"
     history: list[dict] = field(default_factory=list)
-    representation: str = REPRESENTATION
     diameter: float | None = None
 
     @property

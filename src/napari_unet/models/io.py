@@ -2,16 +2,16 @@
 
 A model file is a plain safetensors file whose metadata holds one JSON document under the
 key ``napari_unet``: format version, architecture config, normalisation, class names,
-output representation, training history and the package version that wrote it. The
+working object diameter, training history and the package version that wrote it. The
 header is read and checked (size, keys, shapes) before a single tensor is allocated.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -58,13 +58,38 @@ def list_models() -> list[str]:
     return sorted(entry.name[: -len(SUFFIX)] for entry in folder.iterdir() if entry.name.endswith(SUFFIX))
 
 
+def _document(model: SegmentationModel) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": model.name,
+        "config": model.config.__dict__,
+        "normalization": model.normalization.__dict__,
+        "class_names": list(model.class_names),
+        "history": model.history,
+        "diameter": model.diameter,
+        "package_version": _package_version(),
+    }
+
+
+def model_to_bytes(model: SegmentationModel) -> bytes:
+    """The bytes of ``model``'s safetensors file (what :func:`save_model` writes)."""
+    from safetensors.torch import save
+
+    if not isinstance(model, SegmentationModel):
+        raise TypeError(f"model must be a SegmentationModel, got {type(model).__name__}")
+    tensors = {key: value.detach().to("cpu").contiguous().clone()
+               for key, value in model.network.state_dict().items()}
+    return save(tensors, metadata={METADATA_KEY: json.dumps(_document(model))})
+
+
 def save_model(model: SegmentationModel, path) -> Path:
     """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename).
 
     A crash mid-write leaves any previous file at ``path`` intact and no partial file under
     its name. Returns the path written.
     """
-    from safetensors.torch import save_file
+    from ..io import atomic_write
 
     if not isinstance(model, SegmentationModel):
         raise TypeError(f"model must be a SegmentationModel, got {type(model).__name__}")
@@ -73,35 +98,8 @@ def save_model(model: SegmentationModel, path) -> Path:
         raise ValueError(f"path must end in {SUFFIX} (model files are safetensors), got {str(path)!r}")
     if not path.parent.is_dir():
         raise ValueError(f"path: folder {str(path.parent)!r} does not exist")
-    document = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": model.name,
-        "config": model.config.__dict__,
-        "normalization": model.normalization.__dict__,
-        "class_names": list(model.class_names),
-        "representation": model.representation,
-        "history": model.history,
-        "diameter": model.diameter,
-        "package_version": _package_version(),
-    }
-    tensors = {key: value.detach().to("cpu").contiguous().clone()
-               for key, value in model.network.state_dict().items()}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        save_file(tensors, temporary, metadata={METADATA_KEY: json.dumps(document)})
-        # temporary files are private (0600); a saved model gets the usual permissions
-        os.chmod(temporary, 0o666 & ~umask)
-        with open(temporary, "rb+") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    data = model_to_bytes(model)
+    return atomic_write(path, lambda temporary: Path(temporary).write_bytes(data))
 
 
 def read_header(path) -> tuple[dict, dict]:
@@ -113,53 +111,63 @@ def read_header(path) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(path, "no such file")
-    size = path.stat().st_size
     with open(path, "rb") as stream:
-        prefix = stream.read(8)
-        if prefix[:2] == b"PK" or prefix[:1] == b"\x80":
-            raise ModelFileError(
-                path, "this is a PyTorch pickle checkpoint; napari-unet only loads safetensors "
-                      "model files because unpickling can run arbitrary code")
-        if len(prefix) < 8:
-            raise ModelFileError(path, f"not a model file (only {size} bytes)")
-        (header_bytes,) = struct.unpack("<Q", prefix)
-        if header_bytes > min(MAX_HEADER_BYTES, size - 8):
-            raise ModelFileError(
-                path, f"not a safetensors model file (header announces {header_bytes} bytes, "
-                      f"file has {size})")
-        try:
-            header = json.loads(stream.read(header_bytes))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ModelFileError(path, "not a safetensors model file (header is not JSON)") from None
+        return _parse_header(stream, path.stat().st_size, path)
+
+
+def _parse_header(stream, size: int, source) -> tuple[dict, dict]:
+    prefix = stream.read(8)
+    if prefix[:2] == b"PK" or prefix[:1] == b"\x80":
+        raise ModelFileError(
+            source, "this is a PyTorch pickle checkpoint; napari-unet only loads safetensors "
+                    "model files because unpickling can run arbitrary code")
+    if len(prefix) < 8:
+        raise ModelFileError(source, f"not a model file (only {size} bytes)")
+    (header_bytes,) = struct.unpack("<Q", prefix)
+    if header_bytes > min(MAX_HEADER_BYTES, size - 8):
+        raise ModelFileError(
+            source, f"not a safetensors model file (header announces {header_bytes} bytes, file has {size})")
+    try:
+        header = json.loads(stream.read(header_bytes))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(source, "not a safetensors model file (header is not JSON)") from None
     if not isinstance(header, dict):
-        raise ModelFileError(path, "not a safetensors model file (header is not a JSON object)")
-    metadata = header.pop("__metadata__", None) or {}
+        raise ModelFileError(source, "not a safetensors model file (header is not a JSON object)")
+    document = _metadata_document(header.pop("__metadata__", None) or {}, source)
+    _check_tensor_entries(header, header_bytes, size, source)
+    return header, document
+
+
+def _metadata_document(metadata: dict, source) -> dict:
     if METADATA_KEY not in metadata:
-        raise ModelFileError(path, "a safetensors file but not a napari-unet model (no napari_unet metadata)")
+        raise ModelFileError(source, "a safetensors file but not a napari-unet model (no napari_unet metadata)")
     try:
         document = json.loads(metadata[METADATA_KEY])
     except json.JSONDecodeError:
-        raise ModelFileError(path, "napari_unet metadata is not valid JSON") from None
+        raise ModelFileError(source, "napari_unet metadata is not valid JSON") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ModelFileError(path, "napari_unet metadata has an unknown format")
+        raise ModelFileError(source, "napari_unet metadata has an unknown format")
     if document.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(path, f"written by a newer napari-unet (format {document['format_version']}); "
-                                   "upgrade napari-unet to load it")
+        raise ModelFileError(source, f"written by a newer napari-unet (format {document['format_version']}); "
+                                     "upgrade napari-unet to load it")
+    return document
+
+
+def _check_tensor_entries(header: dict, header_bytes: int, size: int, source) -> None:
     end = 0
     for key, entry in header.items():
         try:
             start, stop = entry["data_offsets"]
             expected = _DTYPE_BYTES[entry["dtype"]] * int(torch.Size(entry["shape"]).numel())
         except (KeyError, TypeError, ValueError):
-            raise ModelFileError(path, f"tensor {key!r} has a malformed header entry") from None
+            raise ModelFileError(source, f"tensor {key!r} has a malformed header entry") from None
         if stop - start != expected:
-            raise ModelFileError(path, f"tensor {key!r} announces {stop - start} bytes for shape "
-                                       f"{entry['shape']} ({expected} expected)")
+            raise ModelFileError(source, f"tensor {key!r} announces {stop - start} bytes for shape "
+                                         f"{entry['shape']} ({expected} expected)")
         end = max(end, stop)
     if 8 + header_bytes + end != size:
-        raise ModelFileError(path, f"file is truncated or padded: tensors need {8 + header_bytes + end} "
-                                   f"bytes, file has {size}")
-    return header, document
+        raise ModelFileError(source, f"file is truncated or padded: tensors need {8 + header_bytes + end} "
+                                     f"bytes, file has {size}")
 
 
 def _model_from_document(path, header: dict, document: dict) -> SegmentationModel:
@@ -190,7 +198,6 @@ def _model_from_document(path, header: dict, document: dict) -> SegmentationMode
         class_names=tuple(document.get("class_names", ())) or SegmentationModel.class_names,
         name=str(document.get("name", Path(path).stem)),
         history=list(document.get("history", [])),
-        representation=document.get("representation", SegmentationModel.representation),
         diameter=_diameter(path, document.get("diameter")),
     )
 
@@ -201,6 +208,43 @@ def _diameter(path, value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ModelFileError(path, f"diameter must be a positive number of pixels, got {value!r}")
     return float(value)
+
+
+def model_from_bytes(data: bytes, device: str = "auto", source="model bytes") -> SegmentationModel:
+    """A model from the bytes of its file (checked exactly as :func:`load_model` checks files)."""
+    header, document = _parse_header(io.BytesIO(data), len(data), source)
+    return _model_with_tensors(source, header, document, data, device)
+
+
+def _model_with_tensors(source, header: dict, document: dict, data: bytes, device: str) -> SegmentationModel:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    target = resolve_device(device)
+    model = _model_from_document(source, header, document)
+    try:
+        tensors = load(data)
+    except SafetensorError as error:
+        raise ModelFileError(source, f"corrupt tensor data ({error})") from None
+    bad = [key for key, value in tensors.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise ModelFileError(source, f"tensor {bad[0]!r} holds NaN or infinite values")
+    model.network.load_state_dict(tensors)
+    model.network.to(target).eval()
+    return model
+
+
+def resolve_model_path(name_or_path) -> Path:
+    """The file of a shipped model name or a path; ModelFileError when there is none."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"model must be a model, a shipped model name or a file path, got {name_or_path!r}")
+    path = Path(name_or_path)
+    if not path.exists() and isinstance(name_or_path, str) and name_or_path in list_models():
+        return Path(str(_pretrained_dir() / f"{name_or_path}{SUFFIX}"))
+    if not path.exists():
+        shipped = ", ".join(list_models()) or "none"
+        raise ModelFileError(path, f"no such file, and not a shipped model name (shipped: {shipped})")
+    return path
 
 
 def load_model(name_or_path, device: str = "auto") -> SegmentationModel:
@@ -218,30 +262,10 @@ def load_model(name_or_path, device: str = "auto") -> SegmentationModel:
     ModelFileError
         The file is missing, a pickle, corrupt, truncated, or not a compatible model.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    target = resolve_device(device)
     if isinstance(name_or_path, SegmentationModel):
-        name_or_path.network.to(target)
+        name_or_path.network.to(resolve_device(device))
         return name_or_path
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(f"model must be a model, a shipped model name or a file path, got {name_or_path!r}")
-    path = Path(name_or_path)
-    if not path.exists() and isinstance(name_or_path, str) and name_or_path in list_models():
-        path = Path(str(_pretrained_dir() / f"{name_or_path}{SUFFIX}"))
-    elif not path.exists():
-        shipped = ", ".join(list_models()) or "none"
-        raise ModelFileError(path, f"no such file, and not a shipped model name (shipped: {shipped})")
+    path = resolve_model_path(name_or_path)
+    # the header is checked before the (bounded) tensor data is read
     header, document = read_header(path)
-    model = _model_from_document(path, header, document)
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except SafetensorError as error:
-        raise ModelFileError(path, f"corrupt tensor data ({error})") from None
-    bad = [key for key, value in tensors.items() if value.is_floating_point() and not torch.isfinite(value).all()]
-    if bad:
-        raise ModelFileError(path, f"tensor {bad[0]!r} holds NaN or infinite values")
-    model.network.load_state_dict(tensors)
-    model.network.to(target).eval()
-    return model
+    return _model_with_tensors(path, header, document, path.read_bytes(), device)

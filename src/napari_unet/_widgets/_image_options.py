@@ -1,0 +1,32 @@
+"""How the widgets read an image: object size (given or estimated) and polarity."""
+
+from __future__ import annotations
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
+
+POLARITIES = [("detect", None), ("bright objects on dark (fluorescence)", False),
+              ("dark objects on bright (brightfield, stained)", True)]
+
+
+class ImageOptions(Container):
+    """Cell diameter (0 = estimate from the image) with an "estimate" button, and polarity."""
+
+    def __init__(self):
+        self.diameter = FloatSpinBox(label="cell diameter (px)", value=0.0, min=0.0, max=2000.0, step=1.0,
+                                     tooltip="typical diameter of the cells in pixels; the image is rescaled so "
+                                             "they match the model. 0 = estimate it from each image")
+        self.estimate = PushButton(text="estimate", tooltip="measure the cell diameter of the chosen image now")
+        self.polarity = ComboBox(label="cells are", choices=POLARITIES, value=None,
+                                 tooltip="detect: decided from the image (a bright background is inverted)")
+        self.found = Label(value="")
+        super().__init__(widgets=[self.diameter, self.estimate, self.polarity, self.found])
+
+    def options(self) -> dict:
+        """Fields of napari_unet.PredictConfig."""
+        return {"diameter": self.diameter.value or None, "invert": self.polarity.value}
+
+    def show_read(self, read) -> None:
+        """Show what the core decided (an ImageRead event)."""
+        size = "" if read.diameter is None else (f"cells ≈ {read.diameter:.1f} px"
+                                                 f"{' (estimated)' if read.estimated else ''}, ")
+        self.found.value = f"{size}{read.modality}"

@@ -1,0 +1,139 @@
+"""Object size and channel: measured with the model itself before the image is segmented.
+
+A model with a working diameter ``D`` (the object size it was trained at, with a zoom
+spread of about 0.67-1.5x) sees an image rescaled by ``f`` with objects of ``f d`` pixels.
+:func:`probe_scales` runs the model on a window of the image at factors an octave apart
+(1/8 to 4), so at one of them the objects fall in the trained range whatever their size
+(about 3 to 230 px), and measures the whole objects it finds there: their median diameter
+and how confident the network is about them. :func:`choose_diameter` keeps the probe whose
+objects look most like the training data (see its docstring for the rule and how it was
+chosen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .labels import DEFAULT_MIN_SIZE, probabilities_to_labels
+from .rescale import RescaledPlane, is_unit
+from .runner import TileSource, predict_plane
+
+PROBE_FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+# network-grid pixels per side of the window a probe predicts (centred in the image)
+PROBE_SIDE = 384
+# a probe needs this many whole objects to count
+MIN_OBJECTS = 3
+# the weight of a probe's distance (in octaves) from the working diameter against its confidence
+SIZE_PENALTY = 0.25
+
+
+@dataclass(frozen=True)
+class ScaleProbe:
+    """What the model finds in a window of the image rescaled by ``factor``.
+
+    Attributes
+    ----------
+    factor : float
+    objects : int
+        Whole objects (not touching the window's edge).
+    diameter : float
+        Their median equivalent diameter ``2 sqrt(area / pi)``, in input pixels (NaN if none).
+    confidence : float
+        Mean probability of the predicted class over the predicted foreground.
+    """
+
+    factor: float
+    objects: int
+    diameter: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class DiameterEstimate:
+    """The estimated object diameter (input pixels; None when no probe found objects)."""
+
+    diameter: float | None
+    probes: tuple[ScaleProbe, ...]
+
+
+def _window(plane, factor: float) -> np.ndarray:
+    height, width = plane.shape[:2]
+    side = int(np.ceil(PROBE_SIDE / factor))
+    top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
+    return np.asarray(plane[top:top + min(side, height), left:left + min(side, width)])
+
+
+def probe(plane, reading, factor: float, scale) -> ScaleProbe:
+    """Run the model on a centred window of ``plane`` rescaled by ``factor`` (see the module)."""
+    window = _window(plane, factor)
+    network_window = window if is_unit(factor) else RescaledPlane(window, factor)
+    in_channels = reading.model.config.in_channels
+    source = TileSource(network_window, reading.appearance, scale, in_channels)
+    plan = reading.tile_plan(network_window.shape[:2])
+    probabilities = predict_plane(source, reading.runner(plan.batch_size), plan, reading.model.config.out_channels)
+    labels = probabilities_to_labels(probabilities, min_size=DEFAULT_MIN_SIZE)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    areas = np.bincount(labels.ravel())
+    whole = np.setdiff1d(np.flatnonzero(areas), np.append(edge, 0))
+    foreground = probabilities[0] < 0.5
+    confidence = float(probabilities.max(axis=0)[foreground].mean()) if foreground.any() else 0.0
+    diameter = float(np.median(2 * np.sqrt(areas[whole] / np.pi)) / factor) if whole.size else float("nan")
+    return ScaleProbe(factor=float(factor), objects=int(whole.size), diameter=diameter, confidence=confidence)
+
+
+def probe_scales(plane, reading, factors=PROBE_FACTORS) -> tuple[ScaleProbe, ...]:
+    """One :class:`ScaleProbe` per factor, on ``plane`` (input grid) read as ``reading`` says."""
+    from .appearance import intensity_range
+
+    model = reading.model
+    scale = intensity_range(plane, reading.appearance, model.normalization, model.config.in_channels)
+    return tuple(probe(plane, reading, factor, scale) for factor in factors)
+
+
+def choose_diameter(probes, working_diameter: float) -> float | None:
+    """The diameter of the probe that scores best, None if no probe found enough objects.
+
+    A probe's score is its confidence minus ``SIZE_PENALTY`` per octave between the size
+    the network saw (``factor * diameter``) and its working diameter: a network shown
+    objects of the size it was trained on is both sure of them and finds them at that
+    size, while much larger objects come out as uncertain fragments and much smaller ones
+    are missed or blurred together.
+    """
+    best, best_score = None, -np.inf
+    for candidate in probes:
+        if candidate.objects < MIN_OBJECTS or not np.isfinite(candidate.diameter):
+            continue
+        octaves = abs(np.log2(candidate.factor * candidate.diameter / working_diameter))
+        score = candidate.confidence - SIZE_PENALTY * octaves
+        if score > best_score:
+            best, best_score = candidate, score
+    return None if best is None else best.diameter
+
+
+def estimate_from_probes(plane, reading, probes=None) -> DiameterEstimate:
+    """:func:`choose_diameter` over the probes of ``plane`` (computed unless given)."""
+    probes = probes if probes is not None else probe_scales(plane, reading)
+    return DiameterEstimate(diameter=choose_diameter(probes, reading.model.diameter), probes=tuple(probes))
+
+
+def choose_channel(image, reading) -> tuple[int, tuple[ScaleProbe, ...]]:
+    """The channel of a multi-channel image in which the model is most confident of what it
+    finds (the nuclear stain, for a nuclei model), and that channel's probes."""
+    import dataclasses
+
+    from .appearance import detect_appearance
+
+    middle = reading.layout.planes // 2
+    best = None
+    for channel in range(reading.layout.channels):
+        plane = reading.layout.plane(image, middle, channel)
+        appearance = detect_appearance(plane, colour=False)
+        trial = dataclasses.replace(reading, channel=channel, appearance=appearance)
+        factors = PROBE_FACTORS if reading.model.diameter is not None else (1.0,)
+        probes = probe_scales(plane, trial, factors)
+        counted = [p.confidence for p in probes if p.objects >= MIN_OBJECTS] or [0.0]
+        if best is None or max(counted) > best[0]:
+            best = (max(counted), channel, probes)
+    return best[1], best[2]

@@ -1,0 +1,271 @@
+"""Fine-tuning (and pretraining) with the U-Net recipe: border weight maps, elastic
+augmentation, sparse annotations.
+
+``iter_finetune`` is a generator of small typed events (one per optimiser step) so a
+widget can show progress and stop at any step; ``finetune`` drains it for scripts. The
+caller's model is never modified: training works on a copy, handed out with each event.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..devices import autocast, is_out_of_memory, resolve_device, resolve_precision
+from ..events import Notice, TrainFinished, TrainStep, Validation
+from ..inference.labels import labels_to_classes, probabilities_to_labels
+from ..models import SegmentationModel, load_model
+from .annotations import (check_annotations, check_validation_pairs, prepare_annotations, training_scale,
+                          training_weight_map)
+from .augment import AugmentConfig
+from .loss import make_optimizer, make_scheduler, train_mode, weighted_loss
+from .patches import PatchSampler
+
+
+def validate(model: SegmentationModel, pairs, config: TrainConfig, diameter: float | None = None) -> dict:
+    """AP@0.5, IoU and weighted loss of ``model`` on fully annotated ``(image, labels)`` pairs.
+
+    Images are predicted with their cells' ``diameter`` (the scale the model trains at).
+
+    Returns
+    -------
+    dict of str to float
+        ``loss`` (weighted cross entropy as in training), ``ap50`` (TP / (TP + FP + FN) at
+        IoU 0.5) and ``iou`` (foreground IoU), each the mean over the pairs.
+    """
+    from ..inference.segment import predict_probabilities
+    from ..metrics import evaluate
+
+    scores = {"loss": [], "ap50": [], "iou": []}
+    for image, truth in pairs:
+        probabilities = predict_probabilities(image, model, device=str(model.device), precision=config.precision,
+                                              diameter=diameter or model.diameter)
+        classes = labels_to_classes(truth)
+        weights = training_weight_map(truth, config=config)
+        picked = np.take_along_axis(probabilities, classes[None].astype(np.int64), axis=0)[0]
+        scores["loss"].append(float((-np.log(np.clip(picked, 1e-7, 1)) * weights).sum() / weights.sum()))
+        result = evaluate(probabilities_to_labels(probabilities), truth)
+        scores["ap50"].append(result["ap50"])
+        scores["iou"].append(result["iou"])
+    return {key: float(np.mean(values)) for key, values in scores.items()}
+
+
+def _snapshot(network) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in network.state_dict().items()}
+
+
+def _parameters_finite(network) -> bool:
+    # one reduction and one device sync for the whole network; an overflowing sum counts
+    # as divergence too
+    return bool(torch.isfinite(torch.stack([p.detach().float().sum() for p in network.parameters()]).sum()))
+
+
+class _Training:
+    """The state of one fine-tuning run, stepped by :func:`iter_finetune`."""
+
+    def __init__(self, model, images, labels, regions, validation, config: TrainConfig,
+                 augmentation: AugmentConfig | None, sampling):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        # a model object is copied where it is: load_model would move the caller's network
+        self.model = copy.deepcopy(model) if isinstance(model, SegmentationModel) else load_model(model, device="cpu")
+        self.network = self.model.network
+        self.factor, self.diameter = training_scale(self.model, check_annotations(images, labels, regions), config)
+        self.annotations = prepare_annotations(self.model, images, labels, regions, config, factor=self.factor)
+        self.validation = check_validation_pairs(validation)
+        self.sampler = PatchSampler(self.network, self.annotations, config, augmentation, sampling)
+        # channels-last convolutions run markedly faster on CPUs (and with AMP on GPUs)
+        self.network.to(self.device, memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.network, config)
+        self.scheduler = make_scheduler(self.optimizer, config.iterations)
+        use_scaler = self.precision == "fp16" and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
+        torch.manual_seed(config.seed)
+        self.batch_size = config.batch_size
+        self.batches = self.sampler.batches(config.seed, config.batch_size, config.workers)
+        self.started = time.perf_counter()
+        # the weights that last gave a finite loss, and the number of steps that produced them
+        self.verified, self.verified_step = _snapshot(self.network), 0
+        self.recent: list[float] = []
+        self.best: tuple[float, dict | None, dict | None] = (-1.0, None, None)
+
+    def _forward_backward(self, inputs, classes, weights) -> float:
+        inputs = inputs.to(self.device, memory_format=torch.channels_last)
+        classes, weights = classes.to(self.device), weights.to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.precision):
+            heads = self.network.forward_heads(inputs)
+        loss = weighted_loss(heads, classes, weights)
+        if not torch.isfinite(loss):
+            return float(loss.detach())
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return float(loss.detach())
+
+    def step(self, step: int) -> Iterator[TrainStep | Notice | TrainFinished]:
+        """One optimiser step (retried with half the batch after running out of memory)."""
+        rate = self.optimizer.param_groups[0]["lr"]
+        while True:
+            inputs, classes, weights = (tensor[:self.batch_size] for tensor in next(self.batches))
+            train_mode(self.network, self.config.freeze_batchnorm)
+            before = _snapshot(self.network)
+            try:
+                loss = self._forward_backward(inputs, classes, weights)
+                break
+            except Exception as error:  # noqa: BLE001 - only allocation failures are retried
+                if not is_out_of_memory(error) or self.batch_size == 1:
+                    raise
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.batch_size //= 2
+                yield Notice(step=step, message=f"out of memory: continuing with batch size {self.batch_size}")
+        if math.isfinite(loss):
+            self.verified, self.verified_step = before, step
+        problem = (f"loss became {loss}" if not math.isfinite(loss)
+                   else None if _parameters_finite(self.network) else "weights became non-finite")
+        if problem is not None:
+            yield self._diverged(problem, step, rate)
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
+            self.scheduler.step()
+        self.recent = (self.recent + [loss])[-20:]
+        elapsed = time.perf_counter() - self.started
+        self.network.eval()
+        done = step + 1
+        yield TrainStep(step=done, iterations=self.config.iterations, loss=loss, learning_rate=rate, elapsed=elapsed,
+                        eta=elapsed / done * (self.config.iterations - done), batch_size=self.batch_size,
+                        model=self.model)
+
+    def _diverged(self, problem: str, step: int, rate: float) -> TrainFinished:
+        # a non-finite loss usually means the previous step already blew the weights up,
+        # so the weights restored are the last ones whose loss was finite
+        self.network.load_state_dict(self.verified)
+        self.network.eval()
+        self.model.history.append(self.history_entry(self.verified_step, "diverged"))
+        kept = f"the weights after step {self.verified_step}" if self.verified_step else "the starting weights"
+        return TrainFinished(model=self.model, steps=self.verified_step, reason="diverged", message=(
+            f"{problem} at step {step + 1} (learning rate {rate:.2g}); {kept}, the last with a finite "
+            f"loss, were restored — try a lower learning rate"))
+
+    def validate(self, step: int) -> Validation:
+        metrics = validate(self.model, self.validation, self.config, self.diameter)
+        if metrics["ap50"] > self.best[0]:
+            self.best = (metrics["ap50"], _snapshot(self.network), {"step": step, **metrics})
+        return Validation(step=step, metrics=metrics, model=self.model)
+
+    def finish(self, steps: int) -> TrainFinished:
+        entry = self.history_entry(steps, "completed")
+        if self.best[1] is not None:
+            # the best-scoring weights on the held-out annotations are the ones kept
+            self.network.load_state_dict(self.best[1])
+            entry["validation"] = self.best[2]
+        self.network.eval()
+        self.model.history.append(entry)
+        return TrainFinished(model=self.model, steps=steps, reason="completed",
+                             message=f"{steps} steps, final loss {np.mean(self.recent):.4f}")
+
+    def history_entry(self, steps: int, outcome: str) -> dict:
+        augmentation = self.sampler.augment
+        return {
+            "kind": "finetune",
+            "outcome": outcome,
+            "steps": steps,
+            "final_loss": float(np.mean(self.recent)) if self.recent else None,
+            "annotated_cells": int(sum(np.unique(a.labels[a.labels > 0]).size for a in self.annotations)),
+            "annotated_diameter": self.diameter,
+            "config": {key: value for key, value in self.config.__dict__.items() if key != "device"},
+            # lists, as JSON gives them back
+            "augmentation": None if augmentation is None else {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(augmentation).items()},
+            "date": time.strftime("%Y-%m-%d"),
+        }
+
+
+def iter_finetune(model, images, labels, *, regions=None, validation: Sequence | None = None,
+                  config: TrainConfig | None = None, augmentation: AugmentConfig | None = None,
+                  sampling: Sequence[float] | None = None,
+                  ) -> Iterator[TrainStep | Validation | Notice | TrainFinished]:
+    """Fine-tune a copy of ``model`` on annotated images, yielding an event per step.
+
+    Parameters
+    ----------
+    model : SegmentationModel, str or path
+        Starting point (a shipped name such as "nuclei", a file, or a model). Not
+        modified, nor moved to another device.
+    images : (Y, X) or (Y, X, 3) array, or a list of them
+        Not modified.
+    labels : (Y, X) int array, or a list (one per image)
+        Inside the regions 0 is background and k > 0 is cell k.
+    regions : None, or a list (one per image) of None | (Y, X) bool mask | [(y0, y1, x0, x1), ...]
+        Where the labels are complete. Outside, nothing is learned (not even background).
+    validation : list of (image, labels), optional
+        Held-out fully annotated images, scored every ``config.validate_every`` steps; the
+        best-scoring weights (AP@0.5) are kept.
+    config : TrainConfig, optional
+    augmentation : AugmentConfig, optional
+        Ranges of the augmentations (default: :class:`AugmentConfig`); used when
+        ``config.augment``.
+    sampling : sequence of float, optional
+        Relative probability of drawing a patch from each image (default: proportional to
+        its annotated area).
+
+    Yields
+    ------
+    TrainStep, Validation, Notice, and finally TrainFinished
+        Every event carries the same model object, updated in place: the weights of the
+        moment, in eval mode. Stopping the iteration early (``close()`` or ``break``)
+        leaves it usable. ``Notice``: the batch was halved after running out of memory.
+        ``TrainFinished.reason`` is "completed", or "diverged" when the loss or the
+        weights became non-finite: the last weights whose loss was finite are restored.
+
+    Raises
+    ------
+    ValueError
+        Before the first event, for unusable annotations (no cell, shape mismatch, ...).
+    """
+    config = config or TrainConfig()
+    run = _Training(model, images, labels, regions, validation, config, augmentation, sampling)
+    for step in range(config.iterations):
+        for event in run.step(step):
+            yield event
+            if isinstance(event, TrainFinished):
+                return
+        done = step + 1
+        if run.validation and (done % config.validate_every == 0 or done == config.iterations):
+            yield run.validate(done)
+    yield run.finish(config.iterations)
+
+
+def finetune(model, images, labels, *, regions=None, validation=None, config: TrainConfig | None = None,
+             callback: Callable[[object], None] | None = None) -> SegmentationModel:
+    """Blocking :func:`iter_finetune`: returns the fine-tuned copy of ``model``.
+
+    ``callback`` is called with every event (e.g. to print progress). A run that diverged
+    warns (RuntimeWarning) and returns the last weights whose loss was finite.
+    """
+    finished = None
+    for event in iter_finetune(model, images, labels, regions=regions, validation=validation, config=config):
+        if callback is not None:
+            callback(event)
+        if isinstance(event, TrainFinished):
+            finished = event
+    if finished.reason == "diverged":
+        warnings.warn(finished.message, RuntimeWarning, stacklevel=2)
+    return finished.model

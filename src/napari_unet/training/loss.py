@@ -1,0 +1,75 @@
+"""The weighted loss of the U-Net paper, the optimiser and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from ..config import TrainConfig
+
+WARMUP_FRACTION = 0.05
+FINAL_LR_FRACTION = 0.05
+
+
+def weighted_loss(heads: list[torch.Tensor], classes: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Pixel-wise softmax cross entropy weighted by the map, averaged over the heads.
+
+    Each head (UNet++ deep supervision has several, of different sizes) is compared with the
+    centre of the targets; the loss is ``sum(w * CE) / sum(w)`` per head, then the mean over
+    heads (equal weights, as in the UNet++ paper). Pixels of weight 0 add nothing to the
+    loss or its gradient.
+
+    Parameters
+    ----------
+    heads : list of (N, K, h, w) torch.Tensor
+        Class logits; each head at most as large as the targets.
+    classes : (N, H, W) torch.Tensor of int64
+        Target class per pixel.
+    weights : (N, H, W) torch.Tensor of float32
+        Loss weight per pixel, >= 0.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss (float32).
+    """
+    losses = []
+    for head in heads:
+        height, width = head.shape[-2:]
+        top, left = (classes.shape[-2] - height) // 2, (classes.shape[-1] - width) // 2
+        target = classes[..., top:top + height, left:left + width]
+        weight = weights[..., top:top + height, left:left + width]
+        pixel_loss = F.cross_entropy(head.float(), target, reduction="none")
+        losses.append((pixel_loss * weight).sum() / weight.sum().clamp_min(1e-6))
+    return torch.stack(losses).mean()
+
+
+def make_optimizer(network, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam, or SGD with the U-Net paper's momentum of 0.99."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(network.parameters(), lr=config.learning_rate, momentum=0.99)
+    return torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, iterations: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up over the first 5 % of ``iterations``, then cosine decay to 5 % of the peak.
+
+    Step it once after every optimiser step; ``optimizer.param_groups[0]["lr"]`` is the rate
+    of the next step.
+    """
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    warmup = max(1, int(iterations * WARMUP_FRACTION))
+    peak = optimizer.param_groups[0]["lr"]
+    rise = LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=max(1, warmup - 1))
+    decay = CosineAnnealingLR(optimizer, T_max=max(1, iterations - warmup), eta_min=FINAL_LR_FRACTION * peak)
+    return SequentialLR(optimizer, [rise, decay], milestones=[warmup])
+
+
+def train_mode(network, freeze_batchnorm: bool) -> None:
+    """Training mode; frozen batch norms keep their statistics (few cells to fine-tune on)."""
+    network.train()
+    if freeze_batchnorm:
+        for module in network.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()

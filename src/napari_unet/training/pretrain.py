@@ -1,0 +1,215 @@
+"""Reproduce the shipped ``nuclei`` model: real annotated images plus synthetic ones.
+
+``napari-unet pretrain --data DIR --out nuclei.safetensors`` trains a U-Net from scratch on
+the ``train`` split of an annotated folder (DSB2018 in the layout of
+``shared/data/dsb2018``) and on images of :mod:`napari_unet.synth` randomised over
+modality (fluorescence, brightfield, stained, colour fluorescence), stain colours, blur,
+noise, background and object size (5-100 px). Every image goes through the same input
+path as prediction (:mod:`napari_unet.inference.appearance`, then rescaling so its objects have the
+model's ``diameter``); a zoom augmentation spreads the sizes around it. A tenth of each
+modality of the ``train`` split is held out to choose the kept weights; the ``val`` split
+is never read. The recipe, data and scores are recorded in the model file's history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..datasets import AnnotatedImage, median_diameter, read_annotated
+from ..events import TrainFinished, Validation
+from ..inference.appearance import detect_appearance, model_channels
+from ..inference.rescale import is_unit, resample, resample_nearest
+from ..models import SegmentationModel, create_model, save_model
+from ..synth import SynthConfig, synth_image
+from .augment import AugmentConfig
+from .loop import iter_finetune
+
+# share of the patches drawn from each group of training images
+GROUP_SHARES = {"fluorescence": 0.40, "stained": 0.20, "brightfield": 0.10, "synthetic": 0.30}
+SYNTHETIC_MODALITIES = ("fluorescence", "brightfield", "stained", "fluorescence-colour")
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """Everything that determines the shipped weights (with the package version and data)."""
+
+    name: str = "nuclei"
+    depth: int = 4
+    base_channels: int = 16
+    in_channels: int = 3
+    diameter: float = 20.0
+    holdout_fraction: float = 0.1
+    synthetic_images: int = 300
+    synthetic_diameter: tuple[float, float] = (5.0, 100.0)
+    data_seed: int = 0
+    augmentation: AugmentConfig = AugmentConfig(zoom=(0.67, 1.5), channel_gain=(0.85, 1.15), blur=(0.0, 1.0),
+                                                noise_std=(0.0, 0.08), image_order=1)
+    train: TrainConfig = TrainConfig(iterations=16000, learning_rate=2e-3, batch_size=4, patch_size=192,
+                                     freeze_batchnorm=False, validate_every=1000, precision="bf16")
+
+
+@dataclass(frozen=True)
+class TrainingImage:
+    """An image brought to the model's input convention and scale, with its labels."""
+
+    id: str
+    group: str
+    image: np.ndarray  # (Y, X, C) float32, objects of the model's diameter
+    labels: np.ndarray  # (Y, X)
+
+
+def to_model_scale(image: np.ndarray, labels: np.ndarray, diameter: float, target: float,
+                   in_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The prediction input path for a training image: appearance, then rescaling.
+
+    Returns a channels-last float32 image (its own polarity convention applied) whose
+    objects have ``target`` px diameter, and the labels on the same grid.
+    """
+    colour = image.ndim == 3
+    appearance = detect_appearance(image, colour=colour)
+    pixels = np.moveaxis(model_channels(image, appearance, in_channels), 0, -1)
+    factor = target / diameter
+    if is_unit(factor):
+        return pixels, np.asarray(labels)
+    scaled = resample(pixels, factor)
+    return scaled, resample_nearest(labels, factor, scaled.shape[:2])
+
+
+def _split_holdout(samples: list[AnnotatedImage], fraction: float, seed: int):
+    """Per modality, a ``fraction`` of the images (at least one where there are two) held out."""
+    rng = np.random.default_rng(seed)
+    fit, held_out = [], []
+    for modality in sorted({s.modality for s in samples}):
+        group = [s for s in samples if s.modality == modality]
+        count = max(1, int(round(fraction * len(group)))) if len(group) > 1 else 0
+        chosen = set(rng.choice(len(group), count, replace=False).tolist())
+        for index, sample in enumerate(group):
+            (held_out if index in chosen else fit).append(sample)
+    return fit, held_out
+
+
+def synthetic_training_images(recipe: PretrainRecipe) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+    """Domain-randomised synthetic images: (modality, image, labels, object diameter)."""
+    images = []
+    low, high = np.log(recipe.synthetic_diameter)
+    for index, rng in enumerate(np.random.default_rng([recipe.data_seed, 1]).spawn(recipe.synthetic_images)):
+        modality = SYNTHETIC_MODALITIES[index % len(SYNTHETIC_MODALITIES)]
+        diameter = float(np.exp(rng.uniform(low, high)))
+        # about 256 px once the objects are brought to the model's diameter
+        side = int(np.clip(round(256 * diameter / recipe.diameter), 128, 1024))
+        radius = diameter / 2
+        config = SynthConfig(shape=(side, side), modality=modality, radius=(0.85 * radius, 1.15 * radius),
+                             coverage=(0.1, 0.5), blur=(0.3, 0.1 * diameter + 0.5))
+        image, labels = synth_image(rng, config)
+        images.append((modality, image, labels, median_diameter(labels)))
+    return images
+
+
+def training_images(recipe: PretrainRecipe, data) -> tuple[list[TrainingImage], list[TrainingImage], dict]:
+    """Fit and held-out images at the model's scale, and a description of the data."""
+    real = read_annotated(data, split="train")
+    if not real:
+        raise ValueError(f"--data {data}: no images in its train split")
+    fit, held_out = _split_holdout(real, recipe.holdout_fraction, recipe.data_seed)
+
+    def convert(sample: AnnotatedImage, group: str) -> TrainingImage:
+        image, labels = to_model_scale(sample.image, sample.labels, sample.diameter, recipe.diameter,
+                                       recipe.in_channels)
+        return TrainingImage(sample.id, group, image, labels)
+
+    fit_images = [convert(s, s.modality) for s in fit]
+    for index, (modality, image, labels, diameter) in enumerate(synthetic_training_images(recipe)):
+        scaled, scaled_labels = to_model_scale(image, labels, diameter, recipe.diameter, recipe.in_channels)
+        fit_images.append(TrainingImage(f"synthetic-{index}-{modality}", "synthetic", scaled, scaled_labels))
+    description = {
+        "real": str(Path(data).resolve().name), "split": "train",
+        "fit_ids": [s.id for s in fit], "held_out_ids": [s.id for s in held_out],
+        "synthetic": {"generator": "napari_unet.synth", "images": recipe.synthetic_images,
+                      "modalities": list(SYNTHETIC_MODALITIES), "diameter": list(recipe.synthetic_diameter),
+                      "seed": recipe.data_seed},
+    }
+    return fit_images, [convert(s, s.modality) for s in held_out], description
+
+
+def sampling_weights(images: list[TrainingImage]) -> np.ndarray:
+    """Per image: its group's share (:data:`GROUP_SHARES`) split in proportion to its area."""
+    weights = np.zeros(len(images))
+    groups = {image.group for image in images}
+    for group in groups:
+        members = [i for i, image in enumerate(images) if image.group == group]
+        areas = np.array([images[i].labels.size for i in members], dtype=float)
+        weights[members] = GROUP_SHARES.get(group, 0.1) * areas / areas.sum()
+    return weights / weights.sum()
+
+
+def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe()) -> Iterator[object]:
+    """Train the recipe's model from scratch, yielding the training events, and save it to ``out``.
+
+    The best weights on the held-out images are saved (atomically) at every validation that
+    improves them, so an interrupted run leaves a usable model; the final ``TrainFinished``
+    carries the model as saved. ``recipe.train.device``, ``precision`` and ``workers``
+    change speed, not the recipe.
+    """
+    started = time.perf_counter()
+    fit, held_out, description = training_images(recipe, data)
+    model = create_model("unet", name=recipe.name, depth=recipe.depth, base_channels=recipe.base_channels,
+                         in_channels=recipe.in_channels)
+    model.diameter = recipe.diameter
+    best = -1.0
+    # the images are at the model's diameter already: the loop must not measure and rescale them
+    config = dataclasses.replace(recipe.train, diameter=recipe.diameter)
+    events = iter_finetune(model, [t.image for t in fit], [t.labels for t in fit],
+                           validation=[(t.image, t.labels) for t in held_out], config=config,
+                           augmentation=recipe.augmentation, sampling=sampling_weights(fit))
+    for event in events:
+        if isinstance(event, Validation) and event.metrics["ap50"] > best:
+            best = event.metrics["ap50"]
+            _save(event.model, out, recipe, description, started, partial=event.step)
+        if isinstance(event, TrainFinished) and event.reason == "completed":
+            event = dataclasses.replace(event, model=_save(event.model, out, recipe, description, started,
+                                                           partial=None))
+        yield event
+
+
+def pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe(),
+             callback: Callable[[object], None] | None = None) -> SegmentationModel:
+    """Blocking :func:`iter_pretrain`: returns the saved model (``callback`` sees every event)."""
+    finished = None
+    for event in iter_pretrain(out, data, recipe=recipe):
+        if callback is not None:
+            callback(event)
+        if isinstance(event, TrainFinished):
+            finished = event
+    if finished.reason != "completed":
+        raise RuntimeError(f"pretraining did not complete: {finished.message}")
+    return finished.model
+
+
+def _save(model: SegmentationModel, out, recipe: PretrainRecipe, description: dict, started: float,
+          partial: int | None) -> SegmentationModel:
+    import copy
+
+    kept = copy.deepcopy(model) if partial is not None else model
+    kept.name = recipe.name
+    if partial is not None:
+        kept.history.append({"kind": "pretrain", "outcome": f"checkpoint at step {partial}"})
+    entry = kept.history[-1]
+    entry.update(
+        kind="pretrain",
+        data=description,
+        recipe={"depth": recipe.depth, "base_channels": recipe.base_channels, "in_channels": recipe.in_channels,
+                "diameter": recipe.diameter, "holdout_fraction": recipe.holdout_fraction,
+                "group_shares": GROUP_SHARES},
+        seconds=round(time.perf_counter() - started, 1),
+        command=f"napari-unet pretrain --data DIR --out {recipe.name}.safetensors "
+                f"--precision {recipe.train.precision}",
+    )
+    save_model(kept, out)
+    return kept
