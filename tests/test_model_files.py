@@ -182,3 +182,16 @@ def test_the_working_diameter_round_trips(tiny_model, tmp_path):
     assert nu.load_model(nu.save_model(tiny_model, tmp_path / "d.safetensors"), device="cpu").diameter == 17.5
     tiny_model.diameter = None
     assert nu.load_model(nu.save_model(tiny_model, tmp_path / "n.safetensors"), device="cpu").diameter is None
+
+
+def test_a_header_length_that_starts_like_a_pickle_still_loads(tiny_model, tmp_path):
+    """The first byte of a safetensors file is the low byte of its header length: 0x80, the
+    first byte of a pickle, must not make a valid model file look like one."""
+    for length in range(300):
+        tiny_model.name = "n" * length
+        path = nu.save_model(tiny_model, tmp_path / "m.safetensors")
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    else:
+        pytest.fail("no name length gave a header length ending in 0x80")
+    assert nu.load_model(path, device="cpu").name == tiny_model.name

@@ -116,19 +116,23 @@ def read_header(path) -> tuple[dict, dict]:
 
 
 def _parse_header(stream, size: int, source) -> tuple[dict, dict]:
-    prefix = stream.read(8)
-    if prefix[:2] == b"PK" or prefix[:1] == b"\x80":
+    prefix = stream.read(9)
+    (header_bytes,) = struct.unpack("<Q", prefix[:8]) if len(prefix) >= 8 else (None,)
+    # a safetensors file starts with its header's length and then the header's "{"; only a
+    # file that is not one is checked for the zip / pickle signatures of torch checkpoints
+    # (a header length may well start with the byte a pickle starts with)
+    looks_safetensors = header_bytes is not None and prefix[8:9] == b"{" and header_bytes <= size - 8
+    if not looks_safetensors and (prefix[:2] == b"PK" or prefix[:1] == b"\x80"):
         raise ModelFileError(
             source, "this is a PyTorch pickle checkpoint; napari-unet only loads safetensors "
                     "model files because unpickling can run arbitrary code")
     if len(prefix) < 8:
         raise ModelFileError(source, f"not a model file (only {size} bytes)")
-    (header_bytes,) = struct.unpack("<Q", prefix)
     if header_bytes > min(MAX_HEADER_BYTES, size - 8):
         raise ModelFileError(
             source, f"not a safetensors model file (header announces {header_bytes} bytes, file has {size})")
     try:
-        header = json.loads(stream.read(header_bytes))
+        header = json.loads(prefix[8:] + stream.read(max(0, header_bytes - 1)))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ModelFileError(source, "not a safetensors model file (header is not JSON)") from None
     if not isinstance(header, dict):
