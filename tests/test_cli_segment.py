@@ -331,3 +331,74 @@ def test_the_console_script_runs(tiny_model_file, good_image, tmp_path):
     assert run.stderr.strip().splitlines() == [f"error: {missing}: no such file"]
     assert _written(run.stdout) == [str(tmp_path / "out" / "good_labels.tif")]
     assert tifffile.imread(tmp_path / "out" / "good_labels.tif").shape == (40, 52)
+
+
+def test_rois_and_outlines_are_written_on_request(tiny_model_file, good_image, tmp_path, capsys):
+    from roifile import roiread
+
+    code, stdout, _ = _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "out",
+                           "--device", "cpu", "--save-rois", "--save-outlines")
+    assert code == 0
+    labels = tifffile.imread(tmp_path / "out" / "good_labels.tif")
+    assert len(roiread(tmp_path / "out" / "good_rois.zip")) == len(np.unique(labels)) - 1
+    lines = (tmp_path / "out" / "good_outlines.txt").read_text().splitlines()
+    assert len(lines) == len(np.unique(labels)) - 1
+    assert str(tmp_path / "out" / "good_rois.zip") in _written(stdout)
+
+
+def test_existing_results_are_kept_unless_overwrite(tiny_model_file, good_image, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", out, "--device", "cpu")[0] == 0
+    (out / "good_labels.tif").write_bytes(b"keep")
+    code, _, stderr = _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", out, "--device", "cpu")
+    assert code == 1 and "exists; pass --overwrite to replace it" in stderr
+    assert (out / "good_labels.tif").read_bytes() == b"keep"
+    code, _, _ = _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", out, "--device", "cpu",
+                      "--overwrite")
+    assert code == 0 and tifffile.imread(out / "good_labels.tif").shape == (40, 52)
+
+
+def test_folders_and_quoted_globs_are_inputs_and_a_summary_is_written(tiny_model_file, tmp_path, rng, capsys):
+    import csv
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("a.tif", "b.tif", "c.png"):
+        tifffile.imwrite(folder / name, rng.integers(0, 200, (24, 30), dtype=np.uint8)) if name.endswith(".tif") \
+            else (folder / name).write_bytes(b"junk")
+    (folder / "notes.txt").write_text("not an image")
+    code, stdout, stderr = _run(capsys, "segment", folder, str(folder / "a*.tif"), "--model", tiny_model_file,
+                                "--out", tmp_path / "out", "--device", "cpu", "--overwrite")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
+    assert [Path(row["file"]).name for row in rows] == ["a.tif", "b.tif", "c.png", "a.tif"]
+    assert [row["status"] for row in rows][:2] == ["ok", "ok"] and rows[2]["status"].startswith("error:")
+    assert rows[0]["objects"].isdigit() and float(rows[0]["seconds"]) >= 0
+    assert code == 1  # c.png is not a PNG; the repeated a.tif would overwrite its own results
+    assert "notes.txt" not in stdout + stderr
+
+
+def test_results_are_readable_by_the_group(tiny_model_file, good_image, tmp_path, capsys):
+    previous = os.umask(0o022)
+    try:
+        _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "out", "--device", "cpu")
+    finally:
+        os.umask(previous)
+    for path in (tmp_path / "out").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_every_option_has_help_text():
+    from napari_unet.cli.parser import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name, command in commands.items():
+        for action in command._actions:
+            if action.dest != "help":
+                assert action.help, f"{name} {action.option_strings or action.dest} has no help text"
+
+
+def test_a_slow_or_inexact_precision_is_noted(tiny_model_file, good_image, tmp_path, capsys):
+    code, _, stderr = _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "out",
+                           "--device", "cpu", "--precision", "fp16")
+    assert code == 0 and "note: --precision fp16: fp16 on the CPU is emulated" in stderr

@@ -16,7 +16,8 @@ from napari_unet.cli import main
 from napari_unet.config import TrainConfig
 from napari_unet.synth import SynthConfig, synth_dataset
 
-FAST = ["--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--device", "cpu"]
+# two steps teach a tiny model nothing: keep its (collapsed) result so file handling can be tested
+FAST = ["--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--device", "cpu", "--keep-collapsed"]
 
 
 @pytest.fixture
@@ -270,3 +271,13 @@ def test_weights_errors_are_one_line_and_write_nothing(files, tmp_path, capsys, 
     assert main(["weights", *(argument.format(**names) for argument in arguments)]) in (1, 2)
     assert one_error_line(capsys).startswith(expected.format(**names))
     assert listing(tmp_path) == before
+
+
+def test_a_collapsed_model_is_not_written_silently(files, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    arguments = ["finetune", "--image", files["img"], "--labels", files["lbl"], "--model", files["model"],
+                 "--out", str(out), *[a for a in FAST if a != "--keep-collapsed"]]
+    assert main(arguments) != 0
+    line = one_error_line(capsys)
+    assert line.startswith("error: nothing written: after 2 steps the model finds none of the") and "--keep-collapsed" in line
+    assert not out.exists()

@@ -316,3 +316,71 @@ def test_constant_or_nan_images_segment_to_integer_labels(image, tiny_model):
     assert labels.shape == image.shape and labels.dtype.kind == "u"
     cells = np.unique(labels[labels > 0])
     assert np.array_equal(cells, np.arange(1, cells.size + 1))
+
+
+def _spheres(shape=(9, 60, 70), seed=0):
+    """Touching and separate balls in a volume, and each plane labelled on its own (shuffled ids)."""
+    from skimage.measure import label as connected
+
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.indices(shape)
+    volume = np.zeros(shape, np.int32)
+    for k, (z, y, x, r) in enumerate([(4, 15, 15, 9), (4, 15, 33, 9), (3, 45, 50, 7), (6, 40, 20, 8)], start=1):
+        volume[((zz - z) * 2) ** 2 + (yy - y) ** 2 + (xx - x) ** 2 <= r * r] = k  # z step = 2 pixels
+    planes = []
+    for plane in volume:
+        ids = np.unique(plane[plane > 0])
+        mapping = np.zeros(int(volume.max()) + 1, np.int32)
+        mapping[ids] = rng.permutation(len(ids)) + 1
+        planes.append(mapping[plane])
+    return volume, planes
+
+
+def test_stitching_follows_each_cell_through_the_planes():
+    from napari_unet.inference.labels import stitch_planes
+    from napari_unet.metrics import match_instances
+
+    volume, planes = _spheres()
+    stitched = stitch_planes(planes)
+    assert stitched.shape == volume.shape and len(np.unique(stitched)) - 1 == volume.max()
+    # the same partition of the voxels as the true 3-D cells
+    result = match_instances(stitched, volume, threshold=0.99)
+    assert (result.tp, result.fp, result.fn) == (4, 0, 0)
+
+
+def test_stitching_never_joins_separate_cells_of_neighbouring_planes():
+    from napari_unet.inference.labels import stitch_planes
+
+    first = np.zeros((20, 20), np.uint8)
+    first[2:8, 2:8] = 1
+    second = np.zeros((20, 20), np.uint8)
+    second[12:18, 12:18] = 1  # elsewhere: another cell
+    second[7:9, 7:9] = 2  # a corner touching the first: too small an overlap of the larger
+    stitched = stitch_planes([first, second])
+    assert len(np.unique(stitched)) - 1 == 3
+    with pytest.raises(ValueError, match="min_overlap"):
+        stitch_planes([first, second], min_overlap=0)
+
+
+def test_segment_gives_3d_objects_for_z_and_frames_for_t(tiny_model, monkeypatch):
+    from napari_unet.inference import segment as segmenting
+
+    volume, _ = _spheres()
+    classes = np.where(volume > 0, INTERIOR, BACKGROUND)
+    plane_index = iter(range(10**6))
+    probabilities = [_probabilities(plane) for plane in classes]
+
+    def predicted(source, runner, tiles, geometry):
+        current = probabilities[next(plane_index) % len(probabilities)]
+        for tile in tiles:
+            yield tile, current[:, tile.y, tile.x]
+
+    monkeypatch.setattr(segmenting, "predict_plane_tiles", predicted)
+    stack = np.zeros(volume.shape, np.float32)
+    labels = nu.segment(stack, tiny_model, device="cpu", axes="ZYX", min_size=1)
+    assert len(np.unique(labels)) - 1 == 4  # cells, not per-plane outlines
+    frames = nu.segment(stack, tiny_model, device="cpu", axes="TYX", min_size=1)
+    assert all(set(np.unique(f)) - {0} == set(range(1, int(f.max()) + 1)) for f in frames)
+    assert len(np.unique(frames)) - 1 < sum(int(f.max()) for f in frames)
+    flat = nu.segment(stack, tiny_model, device="cpu", axes="ZYX", min_size=1, stitch=False)
+    np.testing.assert_array_equal(flat, frames)

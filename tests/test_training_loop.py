@@ -373,11 +373,13 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_others(tiny_model
 
 def test_learning_rate_warms_up_then_decays_to_five_percent():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    scheduler = make_scheduler(optimizer, 200)
+    done = [0]
+    scheduler = make_scheduler(optimizer, lambda: (done[0] + 1) / 200)
     rates = []
-    for _ in range(200):
+    for step in range(200):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
+        done[0] = step + 1
         scheduler.step()
     assert rates[0] == pytest.approx(1e-4)  # warm-up over 5 % = 10 steps
     assert max(rates) == pytest.approx(1e-3) and rates.index(max(rates)) == 9
@@ -442,3 +444,48 @@ def test_finetune_warns_when_training_diverged(tiny_model, sample, monkeypatch):
     assert [str(w.message)[:20] for w in caught if w.category is RuntimeWarning] == ["loss became nan at s"]
     assert "the starting weights" in str(caught[0].message)
     assert same_weights(state(model), start)
+
+
+def test_a_time_budget_stops_within_one_step_of_it(tiny_model, sample, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
+    original = loop._Training._forward_backward
+
+    def step(run, *args):
+        clock[0] += 7.0  # every step takes 7 s of the 60 s budget
+        return original(run, *args)
+
+    monkeypatch.setattr(loop._Training, "_forward_backward", step)
+    events = events_of(tiny_model, *sample, config=CONFIG.replace(iterations=1000, minutes=1.0))
+    steps = [e for e in events if isinstance(e, TrainStep)]
+    assert len(steps) == 9  # 8 steps leave 4 s; the 9th uses the budget up, and training stops there
+    assert steps[-1].elapsed >= 60 and steps[-2].elapsed < 60
+    assert finished(events).steps == 9 and finished(events).reason == "completed"
+    rates = [e.learning_rate for e in steps]
+    assert rates.index(max(rates)) <= 1 and rates[-1] < 0.2 * max(rates)  # the schedule followed the time
+    assert steps[0].eta <= 60
+
+
+def test_the_step_budget_still_bounds_a_time_budget(tiny_model, sample):
+    events = events_of(tiny_model, *sample, config=CONFIG.replace(iterations=3, minutes=60.0))
+    assert [e.step for e in events if isinstance(e, TrainStep)] == [1, 2, 3]
+
+
+def test_a_model_that_finds_none_of_its_cells_is_flagged(tiny_model, sample):
+    end = finished(events_of(tiny_model, *sample, config=CONFIG.replace(iterations=2)))
+    assert end.reason == "completed" and end.collapsed
+    assert "finds none of the" in end.message
+    entry = end.model.history[-1]
+    assert entry["collapsed"] and entry["training_scores"]["matched"] == 0 and entry["training_scores"]["cells"] > 0
+    with pytest.warns(RuntimeWarning, match="finds none of the"):
+        nu.finetune(tiny_model, *sample, config=CONFIG.replace(iterations=2))
+
+
+def test_a_model_that_learned_is_not_flagged(sample):
+    image, labels = sample
+    torch.manual_seed(0)
+    model = nu.create_model("unet", depth=2, base_channels=8)
+    config = TrainConfig(iterations=60, patch_size=48, batch_size=2, learning_rate=1e-2, device="cpu")
+    end = finished(events_of(model, image, labels, config=config))
+    scores = end.model.history[-1]["training_scores"]
+    assert not end.collapsed and scores["matched"] > 0 and 0 < scores["ap50"] <= 1

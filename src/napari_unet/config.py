@@ -190,12 +190,16 @@ class SegmentConfig(PredictConfig):
     overlap : int
         Pixels (at the model's scale) each chunk borrows from its neighbours when labels
         are computed chunk by chunk; larger than the largest cell.
+    stitch : bool
+        Link the cells of a Z stack's planes into 3-D objects (ids that follow each cell
+        through the planes); time series (T) are always labelled frame by frame.
     """
 
     threshold: float = 0.5
     min_size: int | None = None
     seeds: str = "distance"
     overlap: int = 64
+    stitch: bool = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -204,6 +208,8 @@ class SegmentConfig(PredictConfig):
         check_positive_int("min_size", self.min_size, minimum=0, optional=True)
         check_choice("seeds", self.seeds, SEEDS)
         check_positive_int("overlap", self.overlap, minimum=0)
+        if not isinstance(self.stitch, bool):
+            raise ValueError(f"stitch must be True or False, got {self.stitch!r}")
 
 
 def resolve_config(cls, config, changes: dict):
@@ -222,7 +228,10 @@ class TrainConfig(_Replaceable):
     Parameters
     ----------
     iterations : int
-        Optimiser steps.
+        Optimiser steps (at most, with a time budget).
+    minutes : float, optional
+        Time budget: training stops after the step that uses it up (the learning-rate
+        schedule follows the time spent). None: exactly ``iterations`` steps.
     learning_rate : float
         Peak learning rate (cosine decay after a short warm-up).
     optimizer : {"adam", "sgd"}
@@ -258,6 +267,7 @@ class TrainConfig(_Replaceable):
     """
 
     iterations: int = 300
+    minutes: float | None = None
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     batch_size: int = 4
@@ -276,6 +286,7 @@ class TrainConfig(_Replaceable):
 
     def __post_init__(self):
         check_positive_number("diameter", self.diameter, optional=True)
+        check_positive_number("minutes", self.minutes, optional=True)
         check_positive_int("iterations", self.iterations)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("patch_size", self.patch_size, minimum=8)

@@ -141,9 +141,12 @@ class TrainFinished:
 
     After a divergence (a non-finite loss or non-finite weights) ``model`` holds the last
     weights whose loss was finite and ``steps`` counts the steps that produced them.
+    ``collapsed``: the model finds none of its own annotated cells — hand it out, but do not
+    save or use it without telling the user.
     """
 
     model: object
     steps: int
     reason: str
     message: str
+    collapsed: bool = False

@@ -62,6 +62,14 @@ def _add_segment_parser(commands) -> None:
                          help="replace results already in --out (default: refuse and report those images)")
     segment.add_argument("--probabilities", action="store_true",
                          help="also write <name>_probabilities.tif (background, interior, boundary)")
+    segment.add_argument("--save-rois", action="store_true",
+                         help="also write <name>_rois.zip, an ImageJ ROI set of the outlines (Fiji: ROI Manager > "
+                              "More > Open, or drag the file onto Fiji)")
+    segment.add_argument("--save-outlines", action="store_true",
+                         help="also write <name>_outlines.txt: one line per cell (and plane), 'label: x1,y1,x2,y2,...'")
+    segment.add_argument("--no-stitch", dest="stitch", action="store_false",
+                         help="label every plane of a Z stack on its own (default: link the planes' cells into "
+                              "3-D objects; time series are always labelled frame by frame)")
     segment.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
                                                        "(default: 15 pixels at the model's scale)")
     segment.add_argument("--threshold", type=float, default=default.threshold,
@@ -95,6 +103,9 @@ def _add_finetune_parser(commands) -> None:
                           help="starting model: shipped name or .safetensors file (default: nuclei)")
     finetune.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
     finetune.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    finetune.add_argument("--keep-collapsed", action="store_true",
+                          help="write the model even if it finds none of its own annotated cells (by default such "
+                               "a collapsed model is refused)")
     finetune.add_argument("--iterations", type=positive_int, help=f"optimiser steps (default: {default.iterations})")
     finetune.add_argument("--learning-rate", type=float,
                           help=f"peak learning rate (default: {default.learning_rate:g})")

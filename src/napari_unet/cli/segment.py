@@ -26,6 +26,8 @@ class SegmentJob:
     probabilities: bool = False
     overwrite: bool = False
     scheduler: str | None = None
+    rois: bool = False
+    outlines: bool = False
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -47,6 +49,7 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
 def _outputs(path: Path, job: SegmentJob) -> list[Path]:
     stem = output_stem(path)
     names = [f"{stem}_labels.tif"] + ([f"{stem}_probabilities.tif"] if job.probabilities else [])
+    names += ([f"{stem}_rois.zip"] if job.rois else []) + ([f"{stem}_outlines.txt"] if job.outlines else [])
     return [job.out / name for name in names]
 
 
@@ -122,8 +125,19 @@ def segment_file(path: Path, model, job: SegmentJob) -> dict:
     write_tiff(outputs[0], labels)
     if probabilities is not None:
         write_tiff(outputs[1], probabilities)
+    _write_outlines(labels, outputs, job)
     row["written"] = outputs
     return row
+
+
+def _write_outlines(labels, outputs: list[Path], job: SegmentJob) -> None:
+    from ..outlines import write_imagej_rois, write_outline_text
+
+    for path in outputs:
+        if path.name.endswith("_rois.zip"):
+            write_imagej_rois(path, labels)
+        elif path.name.endswith("_outlines.txt"):
+            write_outline_text(path, labels)
 
 
 def _describe(row: dict) -> str:
@@ -177,7 +191,7 @@ def _config(args) -> SegmentConfig:
                          tile_size=args.tile_size, batch_size=args.batch_size,
                          device="cpu" if args.scheduler else args.device, precision=args.precision,
                          prune_level=args.prune_level, min_size=args.min_size, threshold=args.threshold,
-                         seeds=args.seeds)
+                         seeds=args.seeds, stitch=args.stitch)
 
 
 def _precision_notice(config: SegmentConfig) -> None:
@@ -196,7 +210,8 @@ def command_segment(args) -> int:
         raise CommandError("no input images: the folders and patterns given match no image file")
     _precision_notice(config)
     job = SegmentJob(out=output_folder(args.out), config=config, probabilities=args.probabilities,
-                     overwrite=args.overwrite, scheduler=args.scheduler)
+                     overwrite=args.overwrite, scheduler=args.scheduler, rois=args.save_rois,
+                     outlines=args.save_outlines)
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         return segment_files(paths, model, job)

@@ -105,11 +105,17 @@ def command_finetune(args) -> int:
                             config.iterations, "finetune")
     if finished.reason != "completed":
         raise CommandError(f"training diverged, nothing written: {finished.message}")
+    if finished.collapsed and not args.keep_collapsed:
+        raise CommandError(f"nothing written: {finished.message} (or pass --keep-collapsed to write it anyway)")
     if out.exists() and not args.overwrite:
         raise CommandError(f"--out {out}: appeared during training; pass --overwrite to replace it")
     finished.model.name = out.stem
     save_model(finished.model, out)
-    print(f"wrote {out}: {finished.message}")
+    if finished.collapsed:
+        print(f"warning: {finished.message}", file=sys.stderr)
+        print(f"wrote {out}: {finished.steps} steps (collapsed: it finds none of its annotated cells)")
+    else:
+        print(f"wrote {out}: {finished.message}")
     return 0
 
 

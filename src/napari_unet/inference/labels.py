@@ -219,3 +219,61 @@ def labels_to_grid(labels: np.ndarray, foreground: np.ndarray, shape: tuple[int,
     inside = resample_window(foreground, 1 / factor, slice(0, shape[0]), slice(0, shape[1])) > threshold
     grown = expand_labels(np.where(inside, grid, 0), distance=int(np.ceil(1 / factor)))
     return np.where(inside, grown, 0).astype(labels.dtype, copy=False)
+
+
+def stitch_planes(planes: list[np.ndarray], *, min_overlap: float = 0.5) -> np.ndarray:
+    """Per-plane labels of a Z stack -> 3-D objects whose ids follow each cell through the planes.
+
+    Cells of neighbouring planes are the same object when they overlap by at least
+    ``min_overlap`` of the smaller one and each is the other's largest overlap (so a cell
+    is never linked to two in the next plane). Linked cells share one id; ids are then
+    numbered 1..n over the stack. The overlap is measured in pixels of the planes, so it
+    does not depend on the z step: a coarse z step only makes consecutive outlines differ
+    more, which the fraction of the smaller cell tolerates.
+
+    Parameters
+    ----------
+    planes : list of (Y, X) ndarray of int
+        Labels of consecutive planes, each numbered on its own (0 = background).
+    min_overlap : float
+        Fraction of the smaller of two cells that must overlap the other, in (0, 1].
+
+    Returns
+    -------
+    (Z, Y, X) ndarray of uint8/uint16/uint32
+    """
+    if not 0 < min_overlap <= 1:
+        raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap!r}")
+    offsets = np.cumsum([0] + [int(np.asarray(p).max()) for p in planes[:-1]])
+    stack = np.stack([np.where(p > 0, p.astype(np.int64) + o, 0) for p, o in zip(planes, offsets)])
+    parent = np.arange(int(stack.max()) + 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for upper, lower in zip(stack[:-1], stack[1:]):
+        for a, b in _linked_pairs(upper, lower, min_overlap):
+            parent[root(a)] = root(b)
+    roots = np.array([root(i) for i in range(parent.size)])
+    return sequential_labels(roots[stack])
+
+
+def _linked_pairs(upper: np.ndarray, lower: np.ndarray, min_overlap: float) -> list[tuple[int, int]]:
+    """(a, b) pairs of cells of two planes that overlap enough and are each other's best match."""
+    both = (upper > 0) & (lower > 0)
+    if not both.any():
+        return []
+    pairs, counts = np.unique(np.stack([upper[both], lower[both]]), axis=1, return_counts=True)
+    area_upper = dict(zip(*np.unique(upper[upper > 0], return_counts=True)))
+    area_lower = dict(zip(*np.unique(lower[lower > 0], return_counts=True)))
+    best_upper, best_lower = {}, {}
+    for (a, b), count in zip(pairs.T, counts):
+        if count > best_upper.get(a, (0, 0))[1]:
+            best_upper[a] = (b, count)
+        if count > best_lower.get(b, (0, 0))[1]:
+            best_lower[b] = (a, count)
+    return [(int(a), int(b)) for a, (b, count) in best_upper.items()
+            if best_lower[b][0] == a and count >= min_overlap * min(area_upper[a], area_lower[b])]

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..config import PredictConfig, SegmentConfig, resolve_config
 from ..events import ImageRead, PlaneDone, SegmentDone, Tile, TileDone
-from .labels import DEFAULT_MIN_SIZE, labels_to_grid, probabilities_to_labels, sequential_labels, stack_planes
+from .labels import (DEFAULT_MIN_SIZE, labels_to_grid, probabilities_to_labels, sequential_labels, stack_planes,
+                     stitch_planes)
 from .reading import Reading, check_segmentation_model, read_for_model
 from .rescale import resample_window
 from .runner import predict_plane_tiles
@@ -105,9 +106,12 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
         Each tile (network grid, with its region on the input grid); none for planes
         segmented chunk by chunk.
     PlaneDone
-        Each plane's labels on the input grid.
+        Each plane's labels on the input grid, numbered within the plane.
     SegmentDone
-        Last: all labels, the object count and the time taken.
+        Last: all labels, the object count and the time taken. A Z stack's planes are
+        linked into 3-D objects (``config.stitch``), so ids follow each cell through the
+        planes and the count is of cells, not of outlines; T frames are labelled on
+        their own.
     """
     started = time.perf_counter()
     config = resolve_config(SegmentConfig, config, options)
@@ -138,9 +142,19 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
         kept = to_input_grid(probabilities, reading) if keep_probabilities and probabilities is not None else None
         yield PlaneDone(plane=index if reading.layout.stacked else None, labels=labels, probabilities=kept,
                         done=done, total=len(order))
-    labels = stack_planes([results[i] for i in sorted(results)]) if reading.layout.stacked else results[order[0]]
+    labels = _assemble(results, reading, config)
     objects = len(np.unique(labels)) - 1 if reading.layout.stacked else int(labels.max())
     yield SegmentDone(labels=labels, objects=objects, read=reading.event(), seconds=time.perf_counter() - started)
+
+
+def _assemble(results: dict, reading: Reading, config: SegmentConfig) -> np.ndarray:
+    """The labels of all planes: one plane, frames labelled on their own, or 3-D objects."""
+    if not reading.layout.stacked:
+        return next(iter(results.values()))
+    planes = [results[i] for i in sorted(results)]
+    if reading.layout.stack_axis == "Z" and config.stitch and len(planes) == reading.layout.planes:
+        return stitch_planes(planes)
+    return stack_planes(planes)
 
 
 def segment(image, model="nuclei", config: SegmentConfig | None = None, **options) -> np.ndarray:
@@ -153,7 +167,8 @@ def segment(image, model="nuclei", config: SegmentConfig | None = None, **option
     Returns
     -------
     (Y, X) or (Z|T, Y, X) ndarray of uint8, uint16 or uint32
-        0 is background; each plane is labelled 1..n, in the smallest dtype holding n.
+        0 is background; objects are numbered 1..n in the smallest dtype holding n: over
+        the whole stack for Z (3-D objects), per frame for T.
     """
     for event in iter_segment(image, model, config, **options):
         if isinstance(event, SegmentDone):

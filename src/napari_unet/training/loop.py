@@ -58,6 +58,33 @@ def validate(model: SegmentationModel, pairs, config: TrainConfig, diameter: flo
     return {key: float(np.mean(values)) for key, values in scores.items()}
 
 
+def own_annotation_scores(model: SegmentationModel, annotations, device, precision: str) -> dict:
+    """How well ``model`` segments its own training annotations (inside their regions).
+
+    Returns ``cells`` (annotated cells), ``matched`` (of them found at IoU > 0.5) and
+    ``ap50``; the annotations' pixels are network input already (normalised, at the
+    training scale).
+    """
+    from ..inference.appearance import Appearance, IntensityRange
+    from ..inference.runner import TileRunner, TileSource, plan_tiling, predict_plane
+    from ..metrics import match_instances
+
+    identity = IntensityRange(low=0.0, high=1.0)
+    cells = matched = false = 0
+    for annotation in annotations:
+        plane = np.moveaxis(annotation.image, 0, -1)
+        source = TileSource(plane, Appearance(colour=True, inverted=False), identity, model.config.in_channels)
+        plan = plan_tiling(model.network, plane.shape[:2], device, precision, None, None, None)
+        probabilities = predict_plane(source, TileRunner(model, device, precision, plan.batch_size), plan,
+                                      model.config.out_channels)
+        found = np.where(annotation.annotated, probabilities_to_labels(probabilities), 0)
+        truth = annotation.labels
+        result = match_instances(found.astype(np.int64), truth.astype(np.int64), threshold=0.5)
+        cells, matched, false = cells + result.tp + result.fn, matched + result.tp, false + result.fp
+    total = cells + false
+    return {"cells": int(cells), "matched": int(matched), "ap50": float(matched / total) if total else 0.0}
+
+
 def _snapshot(network) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in network.state_dict().items()}
 
@@ -86,17 +113,28 @@ class _Training:
         # channels-last convolutions run markedly faster on CPUs (and with AMP on GPUs)
         self.network.to(self.device, memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.network, config)
-        self.scheduler = make_scheduler(self.optimizer, config.iterations)
+        self.steps_done = 0
+        self.started = time.perf_counter()  # the budget starts after the annotations are prepared
+        self.scheduler = make_scheduler(self.optimizer, self.progress)
         use_scaler = self.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
         torch.manual_seed(config.seed)
         self.batch_size = config.batch_size
         self.batches = self.sampler.batches(config.seed, config.batch_size, config.workers)
-        self.started = time.perf_counter()
         # the weights that last gave a finite loss, and the number of steps that produced them
         self.verified, self.verified_step = _snapshot(self.network), 0
         self.recent: list[float] = []
         self.best: tuple[float, dict | None, dict | None] = (-1.0, None, None)
+
+    def progress(self) -> float:
+        """How far the run is (0-1): steps over ``iterations``, or time over the budget."""
+        steps = (self.steps_done + 1) / self.config.iterations
+        if self.config.minutes is None:
+            return steps
+        return max(steps, (time.perf_counter() - self.started) / (60 * self.config.minutes))
+
+    def out_of_time(self) -> bool:
+        return self.config.minutes is not None and time.perf_counter() - self.started >= 60 * self.config.minutes
 
     def _forward_backward(self, inputs, classes, weights) -> float:
         inputs = inputs.to(self.device, memory_format=torch.channels_last)
@@ -141,16 +179,21 @@ class _Training:
         if problem is not None:
             yield self._diverged(problem, step, rate)
             return
+        self.steps_done = done = step + 1
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
             self.scheduler.step()
         self.recent = (self.recent + [loss])[-20:]
         elapsed = time.perf_counter() - self.started
         self.network.eval()
-        done = step + 1
         yield TrainStep(step=done, iterations=self.config.iterations, loss=loss, learning_rate=rate, elapsed=elapsed,
-                        eta=elapsed / done * (self.config.iterations - done), batch_size=self.batch_size,
-                        model=self.model)
+                        eta=self._eta(elapsed, done), batch_size=self.batch_size, model=self.model)
+
+    def _eta(self, elapsed: float, done: int) -> float:
+        by_steps = elapsed / done * (self.config.iterations - done)
+        if self.config.minutes is None:
+            return by_steps
+        return max(0.0, min(by_steps, 60 * self.config.minutes - elapsed))
 
     def _diverged(self, problem: str, step: int, rate: float) -> TrainFinished:
         # a non-finite loss usually means the previous step already blew the weights up,
@@ -170,15 +213,25 @@ class _Training:
         return Validation(step=step, metrics=metrics, model=self.model)
 
     def finish(self, steps: int) -> TrainFinished:
-        entry = self.history_entry(steps, "completed")
         if self.best[1] is not None:
             # the best-scoring weights on the held-out annotations are the ones kept
             self.network.load_state_dict(self.best[1])
-            entry["validation"] = self.best[2]
         self.network.eval()
+        own = own_annotation_scores(self.model, self.annotations, self.device, self.precision)
+        collapsed = own["matched"] == 0
+        entry = self.history_entry(steps, "completed")
+        entry.update(training_scores=own, collapsed=collapsed)
+        if self.best[1] is not None:
+            entry["validation"] = self.best[2]
         self.model.history.append(entry)
+        if collapsed:
+            return TrainFinished(model=self.model, steps=steps, reason="completed", collapsed=True, message=(
+                f"after {steps} steps the model finds none of the {own['cells']} annotated cells on its own "
+                f"training images: annotate more cells (and background around them), train longer, or lower "
+                f"the learning rate"))
         return TrainFinished(model=self.model, steps=steps, reason="completed",
-                             message=f"{steps} steps, final loss {np.mean(self.recent):.4f}")
+                             message=f"{steps} steps, final loss {np.mean(self.recent):.4f}, finds "
+                                     f"{own['matched']} of its {own['cells']} annotated cells")
 
     def history_entry(self, steps: int, outcome: str) -> dict:
         augmentation = self.sampler.augment
@@ -232,8 +285,10 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
         Every event carries the same model object, updated in place: the weights of the
         moment, in eval mode. Stopping the iteration early (``close()`` or ``break``)
         leaves it usable. ``Notice``: the batch was halved after running out of memory.
-        ``TrainFinished.reason`` is "completed", or "diverged" when the loss or the
-        weights became non-finite: the last weights whose loss was finite are restored.
+        ``TrainFinished.reason`` is "completed", or "diverged" when the loss or the weights
+        became non-finite (the last weights whose loss was finite are restored).
+        ``TrainFinished.collapsed`` says the model finds none of its own annotated cells
+        (it is handed out, but should not be used or saved without a look).
 
     Raises
     ------
@@ -242,15 +297,19 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     """
     config = config or TrainConfig()
     run = _Training(model, images, labels, regions, validation, config, augmentation, sampling)
-    for step in range(config.iterations):
-        for event in run.step(step):
+    done = 0
+    while done < config.iterations:
+        for event in run.step(done):
             yield event
             if isinstance(event, TrainFinished):
                 return
-        done = step + 1
-        if run.validation and (done % config.validate_every == 0 or done == config.iterations):
+        done += 1
+        last = done == config.iterations or run.out_of_time()
+        if run.validation and (done % config.validate_every == 0 or last):
             yield run.validate(done)
-    yield run.finish(config.iterations)
+        if last:
+            break
+    yield run.finish(done)
 
 
 def finetune(model, images, labels, *, regions=None, validation=None, config: TrainConfig | None = None,
@@ -258,7 +317,8 @@ def finetune(model, images, labels, *, regions=None, validation=None, config: Tr
     """Blocking :func:`iter_finetune`: returns the fine-tuned copy of ``model``.
 
     ``callback`` is called with every event (e.g. to print progress). A run that diverged
-    warns (RuntimeWarning) and returns the last weights whose loss was finite.
+    warns (RuntimeWarning) and returns the last weights whose loss was finite; a collapsed
+    model (it finds none of its own annotated cells) is returned with a RuntimeWarning.
     """
     finished = None
     for event in iter_finetune(model, images, labels, regions=regions, validation=validation, config=config):
@@ -266,6 +326,6 @@ def finetune(model, images, labels, *, regions=None, validation=None, config: Tr
             callback(event)
         if isinstance(event, TrainFinished):
             finished = event
-    if finished.reason == "diverged":
+    if finished.reason == "diverged" or finished.collapsed:
         warnings.warn(finished.message, RuntimeWarning, stacklevel=2)
     return finished.model

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional as F
 
@@ -51,19 +53,27 @@ def make_optimizer(network, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(network.parameters(), lr=config.learning_rate)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, iterations: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up over the first 5 % of ``iterations``, then cosine decay to 5 % of the peak.
+def learning_rate_factor(progress: float) -> float:
+    """Share of the peak learning rate at ``progress`` (0-1) of a run: a linear warm-up over
+    the first 5 %, then a cosine decay to 5 % of the peak at the end."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < WARMUP_FRACTION:
+        return progress / WARMUP_FRACTION
+    done = (progress - WARMUP_FRACTION) / (1 - WARMUP_FRACTION)
+    return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * done))
 
-    Step it once after every optimiser step; ``optimizer.param_groups[0]["lr"]`` is the rate
-    of the next step.
+
+def make_scheduler(optimizer: torch.optim.Optimizer, progress) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` following :func:`learning_rate_factor` of ``progress()``.
+
+    ``progress`` returns how far the run is (0-1) when the scheduler steps: steps done over
+    steps planned, or time spent over the time budget, whichever is further. Step the
+    scheduler once after every optimiser step; ``optimizer.param_groups[0]["lr"]`` is then
+    the rate of the next step.
     """
-    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+    from torch.optim.lr_scheduler import LambdaLR
 
-    warmup = max(1, int(iterations * WARMUP_FRACTION))
-    peak = optimizer.param_groups[0]["lr"]
-    rise = LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=max(1, warmup - 1))
-    decay = CosineAnnealingLR(optimizer, T_max=max(1, iterations - warmup), eta_min=FINAL_LR_FRACTION * peak)
-    return SequentialLR(optimizer, [rise, decay], milestones=[warmup])
+    return LambdaLR(optimizer, lambda _: learning_rate_factor(progress()))
 
 
 def train_mode(network, freeze_batchnorm: bool) -> None:
