@@ -281,3 +281,14 @@ def test_a_collapsed_model_is_not_written_silently(files, tmp_path, capsys):
     line = one_error_line(capsys)
     assert line.startswith("error: nothing written: after 2 steps the model finds none of the") and "--keep-collapsed" in line
     assert not out.exists()
+
+
+def test_finetune_runs_for_a_time_budget(files, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    code = main(["finetune", "--image", files["img"], "--labels", files["lbl"], "--model", files["model"],
+                 "--out", str(out), "--minutes", "0.02", "--patch-size", "32", "--batch-size", "2", "--device", "cpu",
+                 "--keep-collapsed"])
+    assert code == 0
+    entry = nu.load_model(out, device="cpu").history[-1]
+    assert entry["config"]["minutes"] == 0.02 and entry["config"]["iterations"] == 100_000
+    assert 1 <= entry["steps"] < 100_000

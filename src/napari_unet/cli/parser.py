@@ -15,6 +15,9 @@ from .common import positive_float, positive_int
 from .segment import command_demo, command_models, command_segment
 from .train import InOrder, command_evaluate, command_finetune, command_pretrain, command_weights
 
+# fine-tuning runs for a time budget unless a step count is asked for
+DEFAULT_MINUTES = 2.0
+MAX_STEPS = 100_000
 DEVICE_HELP = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)"
 PRECISION_HELP = ("autocast precision: auto = bf16 where the hardware runs it natively (recent GPUs, CPUs "
                   "with AVX-512 BF16 or AMX; about 3x faster, labels agree with fp32 at IoU 0.999), else fp32")
@@ -106,7 +109,11 @@ def _add_finetune_parser(commands) -> None:
     finetune.add_argument("--keep-collapsed", action="store_true",
                           help="write the model even if it finds none of its own annotated cells (by default such "
                                "a collapsed model is refused)")
-    finetune.add_argument("--iterations", type=positive_int, help=f"optimiser steps (default: {default.iterations})")
+    finetune.add_argument("--minutes", type=positive_float,
+                          help=f"time budget: train for this many minutes (default: {DEFAULT_MINUTES:g} when "
+                               "--iterations is not given either)")
+    finetune.add_argument("--iterations", type=positive_int,
+                          help="optimiser steps: exactly this many, or at most this many within --minutes")
     finetune.add_argument("--learning-rate", type=float,
                           help=f"peak learning rate (default: {default.learning_rate:g})")
     finetune.add_argument("--batch-size", type=positive_int, help=f"patches per step (default: {default.batch_size})")

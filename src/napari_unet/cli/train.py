@@ -67,24 +67,38 @@ def _model_output(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def run_training(events, total: int, description: str):
-    """Drain training events with progress output; returns the TrainFinished event."""
+def run_training(events, total: int | None, description: str):
+    """Drain training events with progress output; returns the TrainFinished event.
+
+    ``total``: steps planned, or None for a time budget (progress then counts seconds)."""
     from ..events import Notice, TrainFinished, TrainStep, Validation
 
-    progress, finished = Progress(description, total, "step"), None
+    progress, finished = None, None
     try:
         for event in events:
             if isinstance(event, TrainStep):
-                progress.update(event.step, f"loss {event.loss:.3f}")
+                if progress is None:
+                    budget = total or int(round(event.elapsed + event.eta))
+                    progress = Progress(description, budget, "step" if total else "second")
+                progress.update(event.step if total else min(int(event.elapsed), progress.total),
+                                f"step {event.step}, loss {event.loss:.3f}")
             elif isinstance(event, Validation):
-                progress.write(f"step {event.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items()))
+                _say(progress, f"step {event.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items()))
             elif isinstance(event, Notice):
-                progress.write(f"note: {event.message}")
+                _say(progress, f"note: {event.message}")
             elif isinstance(event, TrainFinished):
                 finished = event
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
     return finished
+
+
+def _say(progress, line: str) -> None:
+    if progress is not None:
+        progress.write(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def command_finetune(args) -> int:
@@ -93,8 +107,12 @@ def command_finetune(args) -> int:
     from ..models import save_model
     from ..training.loop import iter_finetune
 
+    from .parser import DEFAULT_MINUTES, MAX_STEPS
+
     out = _model_output(args.out, args.overwrite)
-    changes = dict(iterations=args.iterations, seed=args.seed, batch_size=args.batch_size,
+    minutes = args.minutes if args.minutes is not None else (DEFAULT_MINUTES if args.iterations is None else None)
+    iterations = args.iterations or (MAX_STEPS if minutes is not None else None)
+    changes = dict(iterations=iterations, minutes=minutes, seed=args.seed, batch_size=args.batch_size,
                    patch_size=args.patch_size, learning_rate=args.learning_rate)
     config = TrainConfig(device=args.device, precision=args.precision,
                          **{key: value for key, value in changes.items() if value is not None})
@@ -102,7 +120,7 @@ def command_finetune(args) -> int:
     images, labels, regions = read_annotations(args)
     model = load_model_option(args.model, "cpu")
     finished = run_training(iter_finetune(model, images, labels, regions=regions, config=config),
-                            config.iterations, "finetune")
+                            config.iterations if config.minutes is None else None, "finetune")
     if finished.reason != "completed":
         raise CommandError(f"training diverged, nothing written: {finished.message}")
     if finished.collapsed and not args.keep_collapsed:
