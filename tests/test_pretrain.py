@@ -61,7 +61,9 @@ def test_median_diameter_of_discs():
 
 
 def test_training_images_reach_the_model_diameter(annotated_folder):
-    fit, held_out, description = training_images(TINY, annotated_folder)
+    data = training_images(TINY, annotated_folder)
+    fit, held_out, description = data.fit, data.held_out, data.description
+    assert [s.id for s in data.held_out_raw] == description["held_out_ids"]
     assert "img4" not in description["fit_ids"] + description["held_out_ids"]
     assert len(held_out) == 2  # one per modality of the train split
     for image in fit + held_out:
@@ -85,6 +87,7 @@ def test_pretrain_writes_a_model_with_its_diameter_and_data(annotated_folder, tm
     loaded = nu.load_model(out, device="cpu")
     assert loaded.diameter == TINY.diameter == model.diameter
     assert loaded.config.in_channels == 3
+    assert loaded.diameter_bias == model.diameter_bias > 0
     entry = loaded.history[-1]
     assert entry["kind"] == "pretrain" and entry["outcome"] == "completed"
     assert entry["data"]["split"] == "train" and "img4" not in entry["data"]["fit_ids"]

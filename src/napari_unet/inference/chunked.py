@@ -53,10 +53,14 @@ _loaded_lock = threading.Lock()
 
 def _worker_model(payload: ModelPayload, device: str) -> SegmentationModel:
     """Load ``payload`` once per process and device, through the checked loader."""
+    from .runner import place_network
+
     key = (payload.digest, device)
     with _loaded_lock:
         if key not in _loaded:
-            _loaded[key] = model_from_bytes(payload.data, device=device)
+            model = model_from_bytes(payload.data, device=device)
+            place_network(model.network, model.device)
+            _loaded[key] = model
         return _loaded[key]
 
 

@@ -92,8 +92,9 @@ def probe_scales(plane, reading, factors=PROBE_FACTORS) -> tuple[ScaleProbe, ...
     return tuple(probe(plane, reading, factor, scale) for factor in factors)
 
 
-def choose_diameter(probes, working_diameter: float) -> float | None:
-    """The diameter of the probe that scores best, None if no probe found enough objects.
+def choose_diameter(probes, working_diameter: float, bias: float = 1.0) -> float | None:
+    """The diameter of the probe that scores best (divided by the model's ``bias``), None if
+    no probe found enough objects.
 
     A probe's score is its confidence minus ``SIZE_PENALTY`` per octave between the size
     the network saw (``factor * diameter``) and its working diameter: a network shown
@@ -109,13 +110,15 @@ def choose_diameter(probes, working_diameter: float) -> float | None:
         score = candidate.confidence - SIZE_PENALTY * octaves
         if score > best_score:
             best, best_score = candidate, score
-    return None if best is None else best.diameter
+    return None if best is None else best.diameter / bias
 
 
 def estimate_from_probes(plane, reading, probes=None) -> DiameterEstimate:
     """:func:`choose_diameter` over the probes of ``plane`` (computed unless given)."""
     probes = probes if probes is not None else probe_scales(plane, reading)
-    return DiameterEstimate(diameter=choose_diameter(probes, reading.model.diameter), probes=tuple(probes))
+    model = reading.model
+    return DiameterEstimate(diameter=choose_diameter(probes, model.diameter, model.diameter_bias),
+                            probes=tuple(probes))
 
 
 def choose_channel(image, reading) -> tuple[int, tuple[ScaleProbe, ...]]:

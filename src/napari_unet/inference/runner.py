@@ -8,6 +8,7 @@ rescaling) is built from these.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,26 @@ ACTIVATION_BYTES_PER_PIXEL_CHANNEL = {"fp32": 64, "bf16": 40, "fp16": 40}
 MAX_BATCH = {"cpu": 2, "cuda": 16, "mps": 4}
 
 
+_PLACEMENT_LOCK = threading.Lock()
+
+
+def place_network(network, device: torch.device) -> None:
+    """Put ``network`` on ``device``, channels-last, in eval mode — once.
+
+    Converting moves every parameter, so it must not happen while another thread (dask
+    computes chunks in parallel on one shared model) runs the network: it is done under a
+    lock, and only when needed.
+    """
+    with _PLACEMENT_LOCK:
+        weight = next(network.parameters())
+        placed = weight.device == device and (weight.dim() != 4 or weight.is_contiguous(
+            memory_format=torch.channels_last))
+        if not placed:
+            network.to(device, memory_format=torch.channels_last)
+        if network.training:
+            network.eval()
+
+
 class TileRunner:
     """Runs batches of tiles, halving the batch on out-of-memory, then falling back to CPU.
 
@@ -45,7 +66,7 @@ class TileRunner:
                  prune_level: int | None = None):
         self.model, self.device, self.precision = model, device, precision
         self.batch_size, self.prune_level = batch_size, prune_level
-        model.network.to(device, memory_format=torch.channels_last).eval()
+        place_network(model.network, device)
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """(N, C, H, W) float32 inputs -> (N, classes, h, w) float32 probabilities."""
@@ -80,7 +101,7 @@ class TileRunner:
             warnings.warn(f"out of memory on {self.device} even with one tile; continuing on the CPU",
                           RuntimeWarning, stacklevel=3)
             self.device = torch.device("cpu")
-            self.model.network.to(self.device, memory_format=torch.channels_last)
+            place_network(self.model.network, self.device)
         else:
             raise MemoryError("out of memory with one tile on the CPU; use a smaller tile_size") from error
 

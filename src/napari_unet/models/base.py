@@ -89,6 +89,10 @@ class SegmentationModel:
         Typical object diameter (pixels) the network works at: images are rescaled so
         their objects have this size before prediction. None: images are used as they
         are (models trained without rescaling).
+    diameter_bias : float
+        How much larger the model's own measurement of object size comes out than the
+        annotated diameter it was trained with (median over held-out images); the
+        diameter estimate divides by it.
     """
 
     network: SegmentationNetwork
@@ -97,6 +101,7 @@ class SegmentationModel:
     name: str = "untitled"
     history: list[dict] = field(default_factory=list)
     diameter: float | None = None
+    diameter_bias: float = 1.0
 
     @property
     def config(self) -> ModelConfig:

@@ -68,6 +68,7 @@ def _document(model: SegmentationModel) -> dict:
         "class_names": list(model.class_names),
         "history": model.history,
         "diameter": model.diameter,
+        "diameter_bias": model.diameter_bias,
         "package_version": _package_version(),
     }
 
@@ -203,14 +204,15 @@ def _model_from_document(path, header: dict, document: dict) -> SegmentationMode
         name=str(document.get("name", Path(path).stem)),
         history=list(document.get("history", [])),
         diameter=_diameter(path, document.get("diameter")),
+        diameter_bias=_diameter(path, document.get("diameter_bias", 1.0), "diameter_bias"),
     )
 
 
-def _diameter(path, value) -> float | None:
+def _diameter(path, value, name: str = "diameter") -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ModelFileError(path, f"diameter must be a positive number of pixels, got {value!r}")
+        raise ModelFileError(path, f"{name} must be a positive number, got {value!r}")
     return float(value)
 
 
@@ -257,7 +259,9 @@ def load_model(name_or_path, device: str = "auto") -> SegmentationModel:
     Parameters
     ----------
     name_or_path : str, Path or SegmentationModel
-        A shipped model's name, a ``.safetensors`` path, or a model (returned on ``device``).
+        A shipped model's name, a ``.safetensors`` path, a bioimage.io package (``.zip``)
+        that napari-unet exported (the model file inside it is loaded; its pickled torch
+        weights never are), or a model (returned on ``device``).
     device : str
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
 
@@ -270,6 +274,10 @@ def load_model(name_or_path, device: str = "auto") -> SegmentationModel:
         name_or_path.network.to(resolve_device(device))
         return name_or_path
     path = resolve_model_path(name_or_path)
+    from .bioimageio import is_package, read_package_model
+
+    if is_package(path):
+        return model_from_bytes(read_package_model(path), device, source=path)
     # the header is checked before the (bounded) tensor data is read
     header, document = read_header(path)
     return _model_with_tensors(path, header, document, path.read_bytes(), device)

@@ -112,8 +112,19 @@ def synthetic_training_images(recipe: PretrainRecipe) -> list[tuple[str, np.ndar
     return images
 
 
-def training_images(recipe: PretrainRecipe, data) -> tuple[list[TrainingImage], list[TrainingImage], dict]:
-    """Fit and held-out images at the model's scale, and a description of the data."""
+@dataclass(frozen=True)
+class TrainingData:
+    """Images to fit and to choose the kept weights on (both at the model's scale), the
+    held-out images as they are (to calibrate the diameter estimate), and what they are."""
+
+    fit: list[TrainingImage]
+    held_out: list[TrainingImage]
+    held_out_raw: list[AnnotatedImage]
+    description: dict
+
+
+def training_images(recipe: PretrainRecipe, data) -> TrainingData:
+    """The recipe's training data from the annotated folder ``data`` and the generator."""
     real = read_annotated(data, split="train")
     if not real:
         raise ValueError(f"--data {data}: no images in its train split")
@@ -135,7 +146,7 @@ def training_images(recipe: PretrainRecipe, data) -> tuple[list[TrainingImage], 
                       "modalities": list(SYNTHETIC_MODALITIES), "diameter": list(recipe.synthetic_diameter),
                       "seed": recipe.data_seed},
     }
-    return fit_images, [convert(s, s.modality) for s in held_out], description
+    return TrainingData(fit_images, [convert(s, s.modality) for s in held_out], held_out, description)
 
 
 def sampling_weights(images: list[TrainingImage]) -> np.ndarray:
@@ -149,16 +160,37 @@ def sampling_weights(images: list[TrainingImage]) -> np.ndarray:
     return weights / weights.sum()
 
 
+def calibrate_diameter(model: SegmentationModel, samples: list[AnnotatedImage]) -> float:
+    """The model's diameter bias: the median, over ``samples`` (annotated images as they
+    are), of the diameter its probes measure over the annotated median diameter."""
+    import dataclasses as dc
+
+    from ..config import PredictConfig
+    from ..inference.diameter import choose_diameter, probe_scales
+    from ..inference.reading import read_for_model
+
+    ratios = []
+    for sample in samples:
+        reading = read_for_model(sample.image, model, PredictConfig(diameter=model.diameter, device="cpu"))
+        reading = dc.replace(reading, diameter=None, factor=1.0)
+        measured = choose_diameter(probe_scales(reading.input_plane(sample.image), reading), model.diameter)
+        if measured is not None and np.isfinite(sample.diameter):
+            ratios.append(measured / sample.diameter)
+    return float(np.median(ratios)) if ratios else 1.0
+
+
 def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe()) -> Iterator[object]:
     """Train the recipe's model from scratch, yielding the training events, and save it to ``out``.
 
     The best weights on the held-out images are saved (atomically) at every validation that
-    improves them, so an interrupted run leaves a usable model; the final ``TrainFinished``
-    carries the model as saved. ``recipe.train.device``, ``precision`` and ``workers``
-    change speed, not the recipe.
+    improves them, so an interrupted run leaves a usable model. At the end the diameter
+    estimate is calibrated on the held-out images (:func:`calibrate_diameter`) and the
+    final ``TrainFinished`` carries the model as saved. ``recipe.train.device``,
+    ``precision`` and ``workers`` change speed, not the recipe.
     """
     started = time.perf_counter()
-    fit, held_out, description = training_images(recipe, data)
+    data = training_images(recipe, data)
+    fit, held_out, description = data.fit, data.held_out, data.description
     model = create_model("unet", name=recipe.name, depth=recipe.depth, base_channels=recipe.base_channels,
                          in_channels=recipe.in_channels)
     model.diameter = recipe.diameter
@@ -173,6 +205,7 @@ def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe()) -> It
             best = event.metrics["ap50"]
             _save(event.model, out, recipe, description, started, partial=event.step)
         if isinstance(event, TrainFinished) and event.reason == "completed":
+            event.model.diameter_bias = calibrate_diameter(event.model, data.held_out_raw)
             event = dataclasses.replace(event, model=_save(event.model, out, recipe, description, started,
                                                            partial=None))
         yield event

@@ -1,0 +1,89 @@
+"""Object size: the estimate, its override, and rescaled prediction (input shape, seamless)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import napari_unet as nu
+from napari_unet.datasets import median_diameter
+from napari_unet.events import ImageRead
+from napari_unet.inference.diameter import ScaleProbe, choose_diameter
+from napari_unet.inference.rescale import resample, resample_nearest
+from napari_unet.synth import SynthConfig, synth_image
+
+PINNED = Path(__file__).parent / "data" / "nuclei-synthetic-v1.safetensors"
+
+
+@pytest.fixture(scope="module")
+def sized_model():
+    """The synthetic-era model (trained on 10-32 px nuclei), told it works at 20 px."""
+    model = nu.load_model(PINNED, device="cpu")
+    model.diameter = 20.0
+    return model
+
+
+@pytest.fixture(scope="module")
+def nuclei_image():
+    config = SynthConfig(shape=(192, 192), radius=(9.0, 11.0), coverage=(0.2, 0.3))
+    return synth_image(np.random.default_rng(100), config)
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 2.0])
+def test_the_estimate_is_within_20_percent_at_three_scales(sized_model, nuclei_image, factor):
+    image, labels = nuclei_image
+    scaled = resample(image, factor)
+    truth = median_diameter(resample_nearest(labels, factor, scaled.shape))
+    estimate = nu.estimate_diameter(scaled, sized_model, device="cpu")
+    assert abs(estimate.diameter / truth - 1) < 0.2
+    assert len(estimate.probes) == 6 and all(p.factor > 0 for p in estimate.probes)
+
+
+def test_segmenting_reports_the_estimate_and_rescales(sized_model, nuclei_image):
+    image, _ = nuclei_image
+    small = resample(image, 0.5)
+    read = next(e for e in nu.iter_segment(small, sized_model, device="cpu") if isinstance(e, ImageRead))
+    assert read.estimated and 8 < read.diameter < 12 and read.factor == pytest.approx(20.0 / read.diameter)
+
+
+def test_a_given_diameter_wins_and_nothing_is_probed(sized_model, nuclei_image, monkeypatch):
+    from napari_unet.inference import diameter
+
+    monkeypatch.setattr(diameter, "probe_scales", lambda *a, **k: pytest.fail("probed"))
+    read = next(e for e in nu.iter_segment(nuclei_image[0], sized_model, device="cpu", diameter=40.0)
+                if isinstance(e, ImageRead))
+    assert (read.diameter, read.estimated, read.factor) == (40.0, False, 0.5)
+
+
+@pytest.mark.parametrize("diameter", [10.0, 33.0])
+def test_rescaled_prediction_has_the_input_shape_and_is_seamless(sized_model, nuclei_image, diameter):
+    image = nuclei_image[0][:150, :170]
+    whole = nu.predict_probabilities(image, sized_model, device="cpu", precision="fp32", diameter=diameter)
+    tiled = nu.predict_probabilities(image, sized_model, device="cpu", precision="fp32", diameter=diameter,
+                                     tile_size=48)
+    assert whole.shape == (3, 150, 170)
+    np.testing.assert_array_equal(tiled, whole)
+    labels = nu.segment(image, sized_model, device="cpu", precision="fp32", diameter=diameter, tile_size=48)
+    assert labels.shape == image.shape and labels.max() > 0
+
+
+def test_rescaled_lazy_prediction_equals_the_eager_one(sized_model, nuclei_image):
+    image = nuclei_image[0][:150, :170]
+    for diameter, chunks in ((12.0, 2), (31.0, 1)):
+        eager = nu.predict_probabilities(image, sized_model, device="cpu", precision="fp32", diameter=diameter)
+        lazy = nu.predict_lazy(image, sized_model, device="cpu", precision="fp32", diameter=diameter, chunk_size=64)
+        assert len(lazy.chunks[1]) == chunks
+        # chunks run in parallel threads on one shared model: still bit for bit the eager result
+        np.testing.assert_array_equal(lazy.compute(), eager)
+
+
+def test_the_choice_divides_by_the_models_bias_and_needs_objects():
+    probes = [ScaleProbe(0.5, 10, 40.0, 0.8), ScaleProbe(1.0, 12, 21.0, 0.9), ScaleProbe(2.0, 1, 11.0, 0.99)]
+    assert choose_diameter(probes, 20.0) == 21.0  # the 2x probe has too few objects to count
+    assert choose_diameter(probes, 20.0, bias=1.2) == pytest.approx(17.5)
+    assert choose_diameter([ScaleProbe(1.0, 0, float("nan"), 0.0)], 20.0) is None
+
+
+def test_models_without_a_working_diameter_are_not_estimated(tiny_model):
+    with pytest.raises(ValueError, match="has no working diameter"):
+        nu.estimate_diameter(np.zeros((32, 32), np.float32), tiny_model, device="cpu")
