@@ -3,6 +3,7 @@ from .inference.chunked import label_lazy, predict_lazy, segment_lazy
 from .inference.reading import estimate_diameter
 from .inference.labels import probabilities_to_labels
 from .inference.segment import iter_segment, predict_probabilities, predict_tiles, segment
+from .inference.uncertainty import uncertainty
 from .metrics import evaluate
 from .models import ModelFileError, SegmentationModel, create_model, list_models, load_model, save_model
 from .training.loop import finetune, iter_finetune
@@ -31,4 +32,5 @@ __all__ = [
     "save_model",
     "segment",
     "segment_lazy",
+    "uncertainty",
 ]
