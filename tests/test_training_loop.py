@@ -143,7 +143,7 @@ BAD_ANNOTATIONS = {
     "fewer labels": (lambda i, l: ([i, i], [l], None), "got 2 images, 1 labels and 2 regions"),
     "fewer regions": (lambda i, l: ([i, i], [l, l], [None]), "got 2 images, 2 labels and 1 regions"),
     "no image": (lambda i, l: ([], [], None), "images: no image given"),
-    "stack": (lambda i, l: ([np.stack([i, i])], [l], None), r"images\[0\]: shape \(2, 64, 64\) is a stack or has several channels"),
+    "stack": (lambda i, l: ([np.stack([i, i])], [l], None), r"images\[0\]: shape \(2, 64, 64\) is a stack or has its channels first"),
 }
 
 

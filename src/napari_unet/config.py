@@ -118,8 +118,11 @@ class PredictConfig(_Replaceable):
         Typical object diameter in the input's pixels. The image is rescaled so objects
         have the model's working diameter. None: estimated from the image (models with a
         working diameter), or no rescaling (models without one).
-    channel : int, optional
-        Channel to segment of a multi-channel image (axis "C"); None: chosen automatically.
+    channel : int or tuple of int, optional
+        Channel to segment of a multi-channel image (axis "C"), or several channels in the
+        order the model reads them (e.g. ``(1, 0)``: cytoplasm, nucleus). None: the model's
+        own channels (a model fine-tuned on several channels), else the one channel the model
+        is most confident in.
     invert : bool, optional
         Negate intensities (dark objects on a bright background). None: detected.
     axes : str, optional
@@ -144,7 +147,7 @@ class PredictConfig(_Replaceable):
     """
 
     diameter: float | None = None
-    channel: int | None = None
+    channel: int | tuple[int, ...] | None = None
     invert: bool | None = None
     axes: str | None = None
     tile_size: int | None = None
@@ -157,7 +160,14 @@ class PredictConfig(_Replaceable):
 
     def __post_init__(self):
         check_positive_number("diameter", self.diameter, optional=True)
-        check_positive_int("channel", self.channel, minimum=0, optional=True)
+        if isinstance(self.channel, (tuple, list)):
+            object.__setattr__(self, "channel", tuple(self.channel))
+            if not self.channel or len(set(self.channel)) != len(self.channel):
+                raise ValueError(f"channel must be distinct channel indices, got {self.channel!r}")
+            for value in self.channel:
+                check_positive_int("channel", value, minimum=0)
+        else:
+            check_positive_int("channel", self.channel, minimum=0, optional=True)
         if self.invert is not None and not isinstance(self.invert, bool):
             raise ValueError(f"invert must be True, False or None (detect), got {self.invert!r}")
         if self.axes is not None and (not isinstance(self.axes, str) or not self.axes

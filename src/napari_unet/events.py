@@ -60,8 +60,8 @@ class ImageRead:
         Axis letters of the input (e.g. "YX", "CYX", "ZYX").
     modality : str
         "fluorescence", "brightfield", "stained" or "fluorescence (colour)".
-    channel : int or None
-        Channel segmented of a multi-channel image.
+    channel : int, tuple of int, or None
+        Channel segmented of a multi-channel image (or the channels the model reads).
     diameter : float or None
         Object diameter (input pixels) the image is brought to the model's scale with;
         None when the model works at any scale.
@@ -73,7 +73,7 @@ class ImageRead:
 
     axes: str
     modality: str
-    channel: int | None
+    channel: int | tuple[int, ...] | None
     diameter: float | None
     estimated: bool
     factor: float

@@ -97,31 +97,39 @@ def detect_appearance(plane, *, colour: bool, invert: bool | None = None) -> App
 
 
 def model_channels(block, appearance: Appearance, in_channels: int) -> np.ndarray:
-    """Raw (h, w) or (h, w, C) pixels -> float32 (in_channels, h, w) in the model's polarity.
+    """Raw (h, w) or (h, w, k) pixels -> float32 (in_channels, h, w) in the model's polarity.
 
     Parameters
     ----------
-    block : (h, w) or (h, w, 3|4) ndarray
-        Pixels of one plane (a colour plane when ``appearance.colour``).
+    block : (h, w) or (h, w, k) ndarray
+        Pixels of one plane: grey, or ``k`` kept channels (colour, or chosen channels).
     appearance : Appearance
     in_channels : int
-        1 (grey) or 3 (colour) channels the network reads.
+        Channels the network reads. Grey goes to a one-channel network or is replicated
+        to a colour (3-channel) one; ``k`` channels go to the first ``k`` (the rest are 0),
+        or are averaged for a one-channel network.
 
     Returns
     -------
     (in_channels, h, w) float32 ndarray
         Negated when ``appearance.inverted``; intensity normalisation comes after.
     """
-    if in_channels not in (1, 3):
-        raise ValueError(f"the model reads {in_channels} channels; images give 1 (grey) or 3 (colour)")
     data = np.asarray(block, dtype=np.float32)
-    if appearance.colour:
-        data = data[..., :3]
-        channels = np.moveaxis(data, -1, 0) if in_channels == 3 else data.mean(axis=-1)[np.newaxis]
+    if appearance.colour and data.ndim == 3:
+        kept = data.shape[-1]
+        if in_channels == 1:
+            channels = data.mean(axis=-1)[np.newaxis]
+        elif kept <= in_channels:
+            channels = np.zeros((in_channels,) + data.shape[:2], dtype=np.float32)
+            channels[:kept] = np.moveaxis(data, -1, 0)
+        else:
+            raise ValueError(f"the model reads {in_channels} channels; the image gives {kept}: choose "
+                             f"{in_channels} of them (channel=)")
+    elif in_channels in (1, 3):
+        channels = np.repeat(data[np.newaxis], in_channels, axis=0)
     else:
-        channels = data[np.newaxis]
-        if in_channels == 3:
-            channels = np.repeat(channels, 3, axis=0)
+        raise ValueError(f"the model reads {in_channels} channels; the image gives 1: give it an image with "
+                         f"{in_channels} channels")
     # negation makes a new array: the caller's pixels are never changed
     return -channels if appearance.inverted else np.array(channels, copy=True)
 

@@ -77,13 +77,15 @@ class ImageLayout:
             parts.append("colour" if self.colour else f"{self.channels} channels")
         return f"{self.axes}, " + ", ".join(parts + [f"{self.plane_shape[0]}x{self.plane_shape[1]}"])
 
-    def plane(self, image, index: int = 0, channel: int | None = None) -> PlaneView:
-        """A lazy (Y, X) view of plane ``index``: one channel, or the colour planes (Y, X, C)."""
+    def plane(self, image, index: int = 0, channel: int | tuple[int, ...] | None = None) -> PlaneView:
+        """A lazy view of plane ``index``: (Y, X) for one channel, (Y, X, k) for ``k`` chosen
+        channels, or the colour planes (Y, X, 3) (alpha dropped) of a colour image."""
         if self.multichannel and channel is None:
             raise ValueError(f"image with axes {self.axes} has {self.channels} channels: choose one (channel=)")
-        if channel is not None and not 0 <= channel < self.channels:
-            raise ValueError(f"channel {channel} does not exist: the image has {self.channels} channel(s) "
-                             f"(axes {self.axes}, shape {self.shape})")
+        for value in (channel if isinstance(channel, tuple) else () if channel is None else (channel,)):
+            if not 0 <= value < self.channels:
+                raise ValueError(f"channel {value} does not exist: the image has {self.channels} channel(s) "
+                                 f"(axes {self.axes}, shape {self.shape})")
         if not 0 <= index < self.planes:
             raise ValueError(f"plane {index} does not exist: the image has {self.planes}")
         return PlaneView(image, self, index, channel)
@@ -96,10 +98,17 @@ class PlaneView:
     or zarr array, so a huge image is never loaded whole.
     """
 
-    def __init__(self, image, layout: ImageLayout, index: int, channel: int | None):
+    def __init__(self, image, layout: ImageLayout, index: int, channel: int | tuple[int, ...] | None):
         self.image, self.layout, self.index, self.channel = image, layout, index, channel
-        self.colour = layout.colour and channel is None
-        channels = (layout.channels,) if self.colour else ()
+        # which channels the view keeps (last axis), None for a single grey channel
+        if layout.colour and channel is None:
+            self.kept = slice(0, 3)  # RGB(A): colour without alpha
+        elif isinstance(channel, tuple):
+            self.kept = list(channel)
+        else:
+            self.kept = None
+        self.colour = self.kept is not None
+        channels = (3 if isinstance(self.kept, slice) else len(self.kept),) if self.colour else ()
         self.shape = layout.plane_shape + channels
         self.ndim = len(self.shape)
         self.dtype = np.dtype(image.dtype)
@@ -119,7 +128,8 @@ class PlaneView:
                 kept.append(letter)
         block = np.asarray(self.image[tuple(index)])
         order = [kept.index(letter) for letter in "YXC" if letter in kept]
-        return np.transpose(block, order)
+        block = np.transpose(block, order)
+        return block[..., self.kept] if self.colour else block
 
     def __array__(self, dtype=None, copy=None):
         whole = self[0:self.shape[0], 0:self.shape[1]]
@@ -131,8 +141,8 @@ def _guess_axes(shape: tuple[int, ...]) -> str:
     if ndim == 2:
         return "YX"
     if ndim == 3:
-        if shape[-1] in (3, 4):
-            return "YXC"
+        if shape[-1] in (3, 4) or (shape[-1] <= MAX_GUESSED_CHANNELS < shape[0]):
+            return "YXC"  # colour, or a few channels last (e.g. cytoplasm + nucleus)
         return "CYX" if shape[0] <= MAX_GUESSED_CHANNELS else "ZYX"
     if ndim == 4:
         if shape[-1] in (3, 4):
@@ -154,8 +164,9 @@ def describe_image(image, *, axes: str | None = None) -> ImageLayout:
         numpy, dask or zarr; bool, integer or float dtype.
     axes : str, optional
         One letter per axis from "TZCYX" (Y and X required, at most one of Z and T).
-        Guessed when omitted: (Y, X); a last axis of 3 or 4 is colour; a first axis of
-        at most 4 is channels (C, Y, X), a longer one planes (Z, Y, X); 4-D images are
+        Guessed when omitted: (Y, X); a last axis of 3 or 4 is colour, a shorter last axis
+        channels (Y, X, C); a first axis of at most 4 is channels (C, Y, X), a longer one
+        planes (Z, Y, X); 4-D images are
         (Z, Y, X, 3|4), (Z, C, Y, X) or (C, Z, Y, X) by the same rules. A guessed
         channel axis is reported (never silently taken for planes); pass ``axes="ZYX"``
         for a stack of 4 planes or fewer.

@@ -33,8 +33,9 @@ class Reading:
     Attributes
     ----------
     layout : ImageLayout
-    channel : int or None
-        The channel segmented (multi-channel images), None for grey or colour images.
+    channel : int, tuple of int, or None
+        The channel segmented of a multi-channel image, or the channels the model reads
+        (in order); None for grey or colour images.
     appearance : Appearance
         Colour and polarity (the modality).
     diameter : float or None
@@ -53,7 +54,7 @@ class Reading:
     """
 
     layout: ImageLayout
-    channel: int | None
+    channel: int | tuple[int, ...] | None
     appearance: Appearance
     diameter: float | None
     estimated: bool
@@ -131,15 +132,23 @@ def read_for_model(image, model, config: PredictConfig) -> Reading:
     model.network.check_level(config.prune_level)
     if config.channel is not None and "C" not in layout.axes:
         raise ValueError(f"channel={config.channel} but the image has no channel axis (axes {layout.axes})")
+    if model.channel_names and (not layout.multichannel and config.channel is None):
+        raise ValueError(f"model {model.name!r} reads {len(model.channel_names)} channels "
+                         f"({', '.join(model.channel_names)}); the image (axes {layout.axes}) has none to give")
     middle = layout.planes // 2
     reading = Reading(layout=layout, channel=config.channel, appearance=Appearance(colour=False, inverted=False),
                       diameter=None, estimated=False, factor=1.0, model=model, device=device,
                       precision=resolve_precision(config.precision, device), config=config)
-    if layout.multichannel and config.channel is None:
+    probes = None
+    if layout.multichannel and config.channel is None and model.channel_names:
+        wanted = len(model.channel_names)
+        if layout.channels < wanted:
+            raise ValueError(f"model {model.name!r} reads {wanted} channels ({', '.join(model.channel_names)}); "
+                             f"the image has {layout.channels} (axes {layout.axes})")
+        reading = dataclasses.replace(reading, channel=tuple(range(wanted)))
+    elif layout.multichannel and config.channel is None:
         channel, probes = choose_channel(image, reading)
         reading = dataclasses.replace(reading, channel=channel)
-    else:
-        probes = None
     plane = reading.input_plane(image, middle)
     appearance = detect_appearance(plane, colour=plane.ndim == 3, invert=config.invert)
     reading = dataclasses.replace(reading, appearance=appearance)

@@ -93,6 +93,10 @@ class SegmentationModel:
         How much larger the model's own measurement of object size comes out than the
         annotated diameter it was trained with (median over held-out images); the
         diameter estimate divides by it.
+    channel_names : tuple of str or None
+        The image channels the model reads, in order, when it was trained on several
+        (e.g. cytoplasm and nucleus): a multi-channel image gives it its first
+        ``len(channel_names)`` channels by default. None: one channel (grey) or colour.
     """
 
     network: SegmentationNetwork
@@ -102,6 +106,7 @@ class SegmentationModel:
     history: list[dict] = field(default_factory=list)
     diameter: float | None = None
     diameter_bias: float = 1.0
+    channel_names: tuple[str, ...] | None = None
 
     @property
     def config(self) -> ModelConfig:

@@ -69,6 +69,7 @@ def _document(model: SegmentationModel) -> dict:
         "history": model.history,
         "diameter": model.diameter,
         "diameter_bias": model.diameter_bias,
+        "channel_names": None if model.channel_names is None else list(model.channel_names),
         "package_version": _package_version(),
     }
 
@@ -205,7 +206,17 @@ def _model_from_document(path, header: dict, document: dict) -> SegmentationMode
         history=list(document.get("history", [])),
         diameter=_diameter(path, document.get("diameter")),
         diameter_bias=_diameter(path, document.get("diameter_bias", 1.0), "diameter_bias"),
+        channel_names=_channel_names(path, document.get("channel_names"), config.in_channels),
     )
+
+
+def _channel_names(path, names, in_channels: int) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names) \
+            or len(names) > in_channels:
+        raise ModelFileError(path, f"channel_names must be 1 to {in_channels} names, got {names!r}")
+    return tuple(names)
 
 
 def _diameter(path, value, name: str = "diameter") -> float | None:

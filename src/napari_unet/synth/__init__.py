@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from .cells import place_cells
 from .config import MODALITIES, STYLES, SynthConfig
-from .render import smooth_background, cell_signal, photon_noise, render_with_cells
+from .render import cell_signal, nuclear_signal, photon_noise, render_with_cells, smooth_background
 
 __all__ = ["MODALITIES", "STYLES", "SynthConfig", "synth_dataset", "synth_image"]
 
@@ -39,7 +39,7 @@ def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
 
     Returns
     -------
-    image : (Y, X) or, for colour modalities, (Y, X, 3) ndarray of float32
+    image : (Y, X), or (Y, X, 3) for colour modalities, or (Y, X, 2) with a nuclear channel; float32
         Intensities in photon units (Poisson and read noise included).
     labels : (Y, X) ndarray of int32
         Cells (nuclei for the non-fluorescence modalities) numbered 1..n, 0 for background.
@@ -58,8 +58,13 @@ def synth_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()) -
     else:
         spread = 2.0 * np.sqrt(np.count_nonzero(labels) / max(int(labels.max()), 1) / np.pi)
         optical = signal + rng.uniform(*config.haze) * ndimage.gaussian_filter(signal, spread) + background
-    optical = ndimage.gaussian_filter(np.clip(optical, 0.0, None), rng.uniform(*config.blur))
-    return photon_noise(rng, config, optical), labels
+    blur = rng.uniform(*config.blur)
+    optical = ndimage.gaussian_filter(np.clip(optical, 0.0, None), blur)
+    image = photon_noise(rng, config, optical)
+    if config.nuclear_channel:
+        nuclei = ndimage.gaussian_filter(nuclear_signal(rng, config, labels, depth) + background, blur)
+        image = np.stack([image, photon_noise(rng, config, nuclei)], axis=-1)
+    return image, labels
 
 
 def synth_dataset(

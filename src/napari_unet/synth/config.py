@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STYLES = ("nuclei", "cytoplasm", "phase")
+STYLES = ("nuclei", "cytoplasm", "membrane", "phase")
 MODALITIES = ("fluorescence", "brightfield", "stained", "fluorescence-colour")
 # stain optical densities per colour channel (R, G, B): haematoxylin and eosin (Ruifrok &
 # Johnston's classic vectors), jittered per image
@@ -42,7 +42,7 @@ class SynthConfig:
     ----------
     shape : (int, int)
         Image shape (Y, X) in pixels.
-    style : {"nuclei", "cytoplasm", "phase"}
+    style : {"nuclei", "cytoplasm", "membrane", "phase"}
         Bright nuclei on a dark background; larger, irregular, touching cells with dim
         edges and a dark nucleus; or dark cells with a bright halo on mid-grey (phase
         contrast). :meth:`for_style` gives ranges that suit each style.
@@ -66,7 +66,8 @@ class SynthConfig:
         Grain size (Gaussian sigma) of the texture in pixels (0.8-2).
     edge_darkening : (float, float)
         Intensity drop from cell centre to edge, as a fraction (0-0.5); large values give
-        touching cells a darker seam, 0 none at all.
+        touching cells a darker seam, 0 none at all. ("membrane": whole cells whose
+        outline is stained, bright rims over a faint inside.)
     background : (float, float)
         Background level (0.02-0.15).
     background_gradient : (float, float)
@@ -89,6 +90,9 @@ class SynthConfig:
         (RGB image); "fluorescence-colour" as a colour composite of a nuclear stain and a
         dimmer cytoplasm stain in random hues (RGB image). ``style`` applies to
         "fluorescence" only.
+    nuclear_channel : bool
+        Fluorescence only: add a second channel with each cell's nucleus (a nuclear stain
+        beside the cell stain), giving a (Y, X, 2) image whose labels are the whole cells.
     """
 
     shape: tuple[int, int] = (256, 256)
@@ -109,12 +113,15 @@ class SynthConfig:
     photons: tuple[float, float] = (40.0, 1000.0)
     read_noise: tuple[float, float] = (1.0, 5.0)
     modality: str = "fluorescence"
+    nuclear_channel: bool = False
 
     def __post_init__(self):
         if len(self.shape) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in self.shape):
             raise ValueError(f"shape must be two positive integers (Y, X), got {self.shape!r}")
         if self.style not in STYLES:
             raise ValueError(f"style must be one of {', '.join(map(repr, STYLES))}, got {self.style!r}")
+        if self.nuclear_channel and self.modality != "fluorescence":
+            raise ValueError("nuclear_channel needs modality='fluorescence' (a second fluorescence channel)")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {', '.join(map(repr, MODALITIES))}, got {self.modality!r}")
         for name, (minimum, maximum) in _RANGE_BOUNDS.items():
@@ -140,6 +147,16 @@ class SynthConfig:
                 texture_scale=(1.5, 3.0),
                 edge_darkening=(0.4, 0.75),
                 photons=(30.0, 500.0),
+            ),
+            "membrane": dict(
+                radius=(14.0, 28.0),
+                elongation=(1.0, 1.8),
+                roughness=(0.06, 0.16),
+                coverage=(0.5, 0.75),
+                touching_fraction=(0.75, 0.95),
+                texture=(0.05, 0.2),
+                edge_darkening=(0.0, 0.0),
+                photons=(50.0, 800.0),
             ),
             "phase": dict(
                 radius=(8.0, 20.0),

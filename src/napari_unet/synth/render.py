@@ -26,7 +26,19 @@ def cell_signal(rng, config: SynthConfig, labels, depth) -> np.ndarray:
     if config.style == "cytoplasm":
         # The stain fills the cytoplasm only: a dim nucleus sits near each cell's centre.
         signal *= np.where(depth < rng.uniform(0.3, 0.45), rng.uniform(0.2, 0.5), 1.0)
+    elif config.style == "membrane":
+        # A membrane stain: bright rims (the outer fifth of each cell), a faint inside.
+        signal *= np.where(depth > rng.uniform(0.75, 0.85), 1.0, rng.uniform(0.05, 0.25))
     return signal
+
+
+def nuclear_signal(rng, config: SynthConfig, labels, depth) -> np.ndarray:
+    """A nuclear stain for whole cells: an ellipse of about 40 % of each cell's radius."""
+    n_cells = int(labels.max())
+    brightness = np.concatenate([[0.0], rng.lognormal(0.0, 0.25, n_cells)])
+    inside = np.where(labels > 0, depth < rng.uniform(0.3, 0.5), False)
+    texture = 1.0 + 0.15 * _smooth_noise(rng, config.shape, 1.2)
+    return brightness[labels] * inside * np.clip(texture, 0.0, None)
 
 
 def smooth_background(rng, config: SynthConfig) -> np.ndarray:

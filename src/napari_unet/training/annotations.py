@@ -82,15 +82,17 @@ def check_annotation(image, labels, regions=None, *, image_name: str = "images[0
                      labels_name: str = "labels[0]", regions_name: str = "regions[0]") -> CheckedAnnotation:
     """Check one training image with its labels and regions; raise naming what is wrong.
 
-    The image must be one 2-D plane (grey or colour); labels whole numbers >= 0 of the
+    The image must be one 2-D plane: grey, colour, or a few channels last (e.g. cytoplasm
+    and nucleus, (Y, X, 2)); labels whole numbers >= 0 of the
     plane's shape; regions anything :func:`annotated_mask` takes. The names are how the
     caller's user knows the three (``images[2]`` in the API, ``--image cells.tif`` on the
     command line, a layer name in napari).
     """
     layout = describe_image(image)
-    if layout.stacked or layout.multichannel:
-        raise ValueError(f"{image_name}: shape {layout.shape} is a stack or has several channels (axes "
-                         f"{layout.axes}); train on 2-D (Y, X) or colour (Y, X, 3) planes")
+    if layout.stacked or (layout.multichannel and not layout.axes.endswith("C")):
+        raise ValueError(f"{image_name}: shape {layout.shape} is a stack or has its channels first (axes "
+                         f"{layout.axes}); train on 2-D (Y, X) planes, colour (Y, X, 3) or channels last "
+                         f"(Y, X, C), e.g. np.moveaxis(image, 0, -1)")
     label = check_labels(labels, name=labels_name)
     if label.shape != layout.plane_shape:
         raise ValueError(f"{labels_name}: shape {label.shape}, but {image_name} is {layout.plane_shape}")

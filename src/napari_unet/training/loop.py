@@ -85,6 +85,22 @@ def own_annotation_scores(model: SegmentationModel, annotations, device, precisi
     return {"cells": int(cells), "matched": int(matched), "ap50": float(matched / total) if total else 0.0}
 
 
+def _channel_names(checked, model: SegmentationModel) -> tuple[str, ...] | None:
+    """The channels a model trained on these images reads: several channels last (not
+    colour) make a multi-channel model; otherwise the starting model's stay."""
+    counts = {item.image.shape[-1] if item.axes == "YXC" else 1 for item in checked}
+    if all(count in (1, 3, 4) for count in counts) and not (counts == {1} and model.channel_names):
+        return model.channel_names
+    if len(counts) > 1:
+        raise ValueError(f"the training images have different numbers of channels ({sorted(counts)}): give "
+                         "every image the same channels")
+    count = counts.pop()
+    if count > model.config.in_channels:
+        raise ValueError(f"the training images have {count} channels; model {model.name!r} reads "
+                         f"{model.config.in_channels}")
+    return model.channel_names or tuple(f"channel {index}" for index in range(count))
+
+
 def _snapshot(network) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in network.state_dict().items()}
 
@@ -106,7 +122,9 @@ class _Training:
         # a model object is copied where it is: load_model would move the caller's network
         self.model = copy.deepcopy(model) if isinstance(model, SegmentationModel) else load_model(model, device="cpu")
         self.network = self.model.network
-        self.factor, self.diameter = training_scale(self.model, check_annotations(images, labels, regions), config)
+        checked = check_annotations(images, labels, regions)
+        self.factor, self.diameter = training_scale(self.model, checked, config)
+        self.model.channel_names = _channel_names(checked, self.model)
         self.annotations = prepare_annotations(self.model, images, labels, regions, config, factor=self.factor)
         self.validation = check_validation_pairs(validation)
         self.sampler = PatchSampler(self.network, self.annotations, config, augmentation, sampling)
