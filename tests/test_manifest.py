@@ -13,7 +13,7 @@ def test_manifest_is_valid_and_lists_the_widgets_and_the_sample():
 
     manifest = PluginManifest.from_distribution("napari-unet")
     assert {widget.display_name for widget in manifest.contributions.widgets} == {
-        "Segment", "Annotate & fine-tune", "Batch segment"}
+        "Segment", "Annotate and fine-tune", "Batch segment"}
     assert [sample.key for sample in manifest.contributions.sample_data] == ["nuclei"]
 
 
