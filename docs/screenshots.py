@@ -5,7 +5,8 @@ Run under a virtual display:  xvfb-run -a python docs/screenshots.py
 Opens napari with the sample data, docks each widget through the Plugins menu entries,
 runs it (the shipped ``nuclei`` model when present, else a tiny model trained here for a
 few seconds) and saves docs/images/{segment-running,segment,finetune-annotate,finetune,
-batch}.png.
+batch}.png. The window has the size of a 1366 × 768 laptop screen, the smallest the
+widgets are made for; notification pop-ups are switched off so they cover nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from napari_unet.config import TrainConfig  # noqa: E402
 
 IMAGES = Path(__file__).parent / "images"
 PLUGIN = "napari-unet"
+SCREEN = (1366, 768)
 
 
 def pump(seconds: float = 0.3) -> None:
@@ -48,8 +50,17 @@ def wait_idle(widget, timeout: float = 900) -> None:
     pump()
 
 
+def close_popups() -> None:
+    """Close any notification toast still on screen (the settings should have stopped them)."""
+    for popup in QApplication.allWidgets():
+        if type(popup).__name__ == "NapariQtNotification" and popup.isVisible():
+            popup.close()
+
+
 def shoot(viewer, name: str) -> None:
     pump()
+    close_popups()
+    pump(0.1)
     viewer.screenshot(str(IMAGES / f"{name}.png"), canvas_only=False)
     print(f"saved {IMAGES / name}.png")
 
@@ -75,37 +86,30 @@ def dock(viewer, title: str):
     return widget
 
 
-def main() -> None:
-    from napari_unet._widgets._registry import registry
-
-    from napari.settings import get_settings
-
-    IMAGES.mkdir(exist_ok=True)
-    get_settings().application.gui_notification_level = "none"
-    viewer = napari.Viewer(title="napari-unet")
-    viewer.window.resize(1500, 950)
-    viewer.open_sample(PLUGIN, "nuclei")
-    model = starting_model()
-    model_name = model if isinstance(model, str) else registry.add("tiny demo", model)
-    image = viewer.layers[0]
-
+def show_segment(viewer, model_name: str, image) -> None:
     segment = dock(viewer, "Segment")
     segment.model.select(model_name)
     segment.image.value = image
     segment.tile_size.value = 128  # small tiles: the picture shows them arriving
+    segment.advanced.section.expand(animate=False)  # the first picture shows the advanced options too
     shots = []
 
     def mid_run(item):
         if getattr(item, "done", 0) == 5 and not shots:
             shots.append(item)
+            segment.worker.pause()  # at its next tile, so the picture shows a run half done
             shoot(viewer, "segment-running")
+            segment.worker.resume()
 
     segment.run()
     segment.worker.yielded.connect(mid_run)
     wait_idle(segment)
+    segment.advanced.section.collapse(animate=False)
     shoot(viewer, "segment")
 
-    finetune = dock(viewer, "Annotate & fine-tune")
+
+def show_finetune(viewer, model_name: str, image) -> None:
+    finetune = dock(viewer, "Annotate and fine-tune")
     finetune.image.value = image
     finetune.model.select(model_name)
     viewer.layers[f"{image.name} labels"].visible = False
@@ -126,15 +130,38 @@ def main() -> None:
     wait_idle(finetune)
     shoot(viewer, "finetune")
 
+
+def show_batch(viewer, image) -> None:
     viewer.add_image(np.ascontiguousarray(image.data[::-1, ::-1]), name="second image")
     for layer in viewer.layers:
         layer.visible = layer.name in ("second image",)
     batch = dock(viewer, "Batch segment")
     batch.model.select("my nuclei")
+    batch.save.value = True
+    batch.folder.value = Path(tempfile.mkdtemp(prefix="labels-"))  # the status line says where they went
     batch.run()
     wait_idle(batch)
     viewer.layers["second image labels"].visible = True
     shoot(viewer, "batch")
+
+
+def main() -> None:
+    from napari_unet._widgets._registry import registry
+
+    from napari.settings import get_settings
+
+    IMAGES.mkdir(exist_ok=True)
+    get_settings().application.gui_notification_level = "none"
+    viewer = napari.Viewer(title="napari-unet")
+    pump()
+    viewer.window.resize(*SCREEN)
+    viewer.open_sample(PLUGIN, "nuclei")
+    model = starting_model()
+    model_name = model if isinstance(model, str) else registry.add("tiny demo", model)
+    image = viewer.layers[0]
+    show_segment(viewer, model_name, image)
+    show_finetune(viewer, model_name, image)
+    show_batch(viewer, image)
     viewer.close()
 
 

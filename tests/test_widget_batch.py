@@ -4,7 +4,16 @@ import dask.array as da
 import numpy as np
 import pytest
 import tifffile
-from widget_helpers import count_cells, messages, registry, trained_model, viewer, wait_until_idle  # noqa: F401
+from widget_helpers import (  # noqa: F401
+    assert_advanced_folded,
+    assert_every_control_explained,
+    count_cells,
+    messages,
+    registry,
+    trained_model,
+    viewer,
+    wait_until_idle,
+)
 
 import napari_unet as nu
 
@@ -85,9 +94,11 @@ def test_bad_inputs_are_explained_before_a_run(widget, viewer, messages, tmp_pat
     widget.folder.value = tmp_path / "missing"
     widget.run()
     assert "does not exist" in messages[-1] and widget.worker is None
+    assert messages[-1] in widget.controls.status.value
     viewer.layers.clear()
     widget.run()
     assert "no image layer" in messages[-1] and widget.worker is None
+    assert messages[-1] in widget.controls.status.value
 
 
 def test_an_error_in_the_worker_is_reported_and_layers_survive(widget, viewer, messages, qtbot, monkeypatch):
@@ -102,4 +113,74 @@ def test_an_error_in_the_worker_is_reported_and_layers_survive(widget, viewer, m
     widget.run()
     wait_until_idle(qtbot, widget)
     assert "Batch segment failed" in messages[-1] and "not enough memory" in messages[-1]
+    assert "not enough memory" in widget.controls.status.value
     assert [layer.name for layer in viewer.layers] == names and widget.controls.run.enabled
+
+
+@pytest.fixture
+def infos(monkeypatch):
+    """The text of every information notification the widgets show."""
+    from napari_unet._widgets import _worker
+
+    shown = []
+    monkeypatch.setattr(_worker, "show_info", shown.append)
+    return shown
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """The current directory, moved to an empty folder: nothing may be written there."""
+    folder = tmp_path / "current directory"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_without_a_folder_results_go_next_to_the_image_file(widget, viewer, qtbot, tmp_path, infos, elsewhere):
+    data = tmp_path / "day 1"
+    data.mkdir()
+    tifffile.imwrite(data / "cells.tif", viewer.layers["nuclei"].data)
+    [layer] = viewer.open(str(data / "cells.tif"), plugin="napari")
+    widget.ask_folder = lambda names: pytest.fail(f"asked for a folder for {names}")
+    widget.images.value = [layer]
+    widget.save.value = True
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    np.testing.assert_array_equal(tifffile.imread(data / "cells_labels.tif"), viewer.layers["cells labels"].data)
+    assert list(elsewhere.iterdir()) == []
+    assert str(data) in widget.controls.status.value and str(data) in infos[-1]  # says where it wrote
+
+
+def test_images_not_read_from_a_file_ask_for_a_folder(widget, viewer, qtbot, tmp_path, messages, infos, elsewhere):
+    asked = []
+    widget.ask_folder = lambda names: asked.append(names)  # the user closes the dialog: None
+    widget.images.value = [viewer.layers["nuclei"]]
+    widget.save.value = True
+    widget.run()
+    assert asked == [["nuclei"]] and widget.worker is None
+    assert "no folder chosen" in widget.controls.status.value and "no folder chosen" in messages[-1]
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    widget.ask_folder = lambda names: chosen
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    np.testing.assert_array_equal(tifffile.imread(chosen / "nuclei_labels.tif"), viewer.layers["nuclei labels"].data)
+    assert list(elsewhere.iterdir()) == []
+    assert str(chosen) in widget.controls.status.value and str(chosen) in infos[-1]
+
+
+def test_the_status_line_is_not_cut_short(widget, viewer, qtbot):
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    status = widget.controls.status
+    assert status.value.startswith("Batch segment: 1 plane(s) done")
+    # in a narrow dock the message takes more lines instead of being cut off
+    assert status.native.heightForWidth(100) > status.native.heightForWidth(2000) > 0
+
+
+def test_advanced_options_are_folded_away(widget):
+    assert_advanced_folded(widget, [widget.device, widget.precision])
+
+
+def test_every_control_has_a_tooltip(widget):
+    assert_every_control_explained(widget)

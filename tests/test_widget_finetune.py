@@ -1,8 +1,16 @@
-"""Annotate & fine-tune dock widget in a real viewer (Xvfb): tiny model, a few steps."""
+"""Annotate and fine-tune dock widget in a real viewer (Xvfb): tiny model, a few steps."""
 
 import numpy as np
 import pytest
-from widget_helpers import messages, registry, viewer, wait_until_idle  # noqa: F401
+from widget_helpers import (  # noqa: F401
+    assert_advanced_folded,
+    assert_every_control_explained,
+    messages,
+    registry,
+    trained_model,
+    viewer,
+    wait_until_idle,
+)
 
 import napari_unet as nu
 
@@ -10,11 +18,12 @@ pytest.importorskip("napari")
 
 
 @pytest.fixture
-def widget(viewer, registry, tiny_model):
+def widget(viewer, registry, trained_model):
     from napari_unet._widgets.finetune import FinetuneWidget
 
     widget = FinetuneWidget(viewer)
-    widget.model.select(registry.add("tiny", tiny_model))
+    # a model that already finds cells: three more steps do not make it collapse
+    widget.model.select(registry.add("tiny", trained_model))
     widget.image.value = viewer.layers["nuclei"]
     widget.iterations.value = 3
     widget.model_name.value = "widget model"
@@ -41,7 +50,7 @@ def test_annotation_layers_match_the_image(widget, viewer):
 def test_a_stroke_starting_outside_the_cells_paints_a_new_cell(widget, viewer):
     from types import SimpleNamespace
 
-    from napari_unet._widgets.finetune import pick_cell_label
+    from napari_unet._widgets._annotation import pick_cell_label
 
     annotation = widget.add_annotation_layer()
     assert annotation.mouse_drag_callbacks[0] is pick_cell_label
@@ -60,11 +69,27 @@ def test_weight_map_and_augmentation_preview(widget, viewer):
     widget.add_weight_map()
     weights = viewer.layers["nuclei annotation weights"].data
     assert weights[:40, :56].min() > 0 and weights[48:, :].max() == 0 and weights[:, 64:].max() == 0
-    widget.add_augmentation_preview()
-    images, labels = viewer.layers["augmented images"].data, viewer.layers["augmented labels"].data
-    assert images.shape == (4, 96, 128) and labels.shape == (4, 96, 128) and labels.max() > 0
     widget.add_weight_map()  # again: the same layer is updated
     assert [layer.name for layer in viewer.layers].count("nuclei annotation weights") == 1
+
+
+def test_augmentation_preview_opens_a_window_and_leaves_the_viewer_alone(widget, viewer):
+    from napari_unet._widgets._augment_preview import OUTLINE, outlined_rgb
+
+    annotate_top_left(widget, viewer)
+    layers, dims = list(viewer.layers), (viewer.dims.ndim, viewer.dims.nsteps)
+    widget.preview_augmentation()
+    preview = widget.augmentation_preview
+    assert preview.isVisible() and len(preview.thumbnails) == 4
+    assert all(sample.image.shape == (96, 128) and sample.labels.max() > 0 for sample in preview.samples)
+    assert all(not label.pixmap().isNull() for label in preview.thumbnails)
+    assert list(viewer.layers) == layers and (viewer.dims.ndim, viewer.dims.nsteps) == dims  # no slider added
+    widget.preview_augmentation()  # again: new samples in the same window
+    assert widget.augmentation_preview is preview and len(preview.thumbnails) == 4
+    picture = outlined_rgb(preview.samples[0].image, preview.samples[0].labels)
+    cells = preview.samples[0].labels > 0
+    assert picture.shape == (96, 128, 3) and picture.dtype == np.uint8
+    assert (picture[cells] == OUTLINE).all(axis=-1).any() and not (picture[~cells] == OUTLINE).all(axis=-1).any()
 
 
 def test_finetune_registers_a_model_for_the_other_widgets_and_saves_it(widget, viewer, qtbot, tmp_path):
@@ -72,13 +97,15 @@ def test_finetune_registers_a_model_for_the_other_widgets_and_saves_it(widget, v
 
     segment = SegmentWidget(viewer)
     annotate_top_left(widget, viewer)
+    widget.learning_rate.value = "5e-5"
     steps = []
     widget.run()
     widget.worker.yielded.connect(steps.append)
     wait_until_idle(qtbot, widget)
     assert "widget model" in segment.model.choice.choices
     assert len(widget.loss_plot.losses) == 3 and all(np.isfinite(widget.loss_plot.losses))
-    assert widget.controls.progress.value == 3
+    assert widget.controls.progress.max == 120  # the 2-minute budget, in seconds
+    assert 0 <= widget.controls.progress.value <= 120
     assert "fine-tune preview" in viewer.layers
     # the live preview is the current model's labels of the visible region
     assert viewer.layers["fine-tune preview"].data.shape == (96, 128)
@@ -86,8 +113,10 @@ def test_finetune_registers_a_model_for_the_other_widgets_and_saves_it(widget, v
     path = tmp_path / "tuned.safetensors"
     widget.save_path.value = path
     assert widget.save_model() == path
+    assert str(path) in widget.controls.status.value
     saved = nu.load_model(path)
     assert saved.name == "widget model" and saved.history[-1]["steps"] == 3
+    assert saved.history[-1]["config"]["learning_rate"] == 5e-5  # as typed, not rounded to 0.0001
     before = path.read_bytes()
     asked = []
     widget.confirm_overwrite = lambda target: asked.append(target) or False
@@ -117,6 +146,7 @@ def test_several_annotated_images_are_used_together(widget, viewer):
     annotation.data[-20:, -20:] = viewer.layers["nuclei ground truth"].data[::-1][-20:, -20:]
     widget.all_pairs.value = True
     assert widget.annotation_layer.value is annotation and widget.regions.value is None
+    assert "unpainted = background" in widget.regions.current_choice  # what no regions layer means
     pairs = widget.pairs()
     assert len(pairs) == 2
     assert pairs[0].regions is None and pairs[1].regions == [(0, 48, 0, 64)]  # each image its own regions
@@ -128,10 +158,10 @@ def test_several_annotated_images_are_used_together(widget, viewer):
 def test_unusable_inputs_are_explained_before_a_run(widget, viewer, messages):
     viewer.layers.remove("nuclei ground truth")
     widget.run()
-    assert "no annotation layer" in messages[-1]
+    assert "no annotation layer" in messages[-1] and messages[-1] in widget.controls.status.value
     annotation = widget.add_annotation_layer()
     widget.run()
-    assert "annotation is empty" in messages[-1]
+    assert "annotation is empty" in messages[-1] and messages[-1] in widget.controls.status.value
     annotation.data[5:10, 5:10] = 1
     regions = widget.add_regions_layer()
     regions.add_rectangles(np.array([[60, 60], [90, 120]]))
@@ -142,7 +172,7 @@ def test_unusable_inputs_are_explained_before_a_run(widget, viewer, messages):
     viewer.add_labels(np.ones((10, 10), np.uint8), name="wrong")
     widget.annotation_layer.value = viewer.layers["wrong"]
     widget.run()
-    assert "has shape (10, 10)" in messages[-1]
+    assert "has shape (10, 10)" in messages[-1] and messages[-1] in widget.controls.status.value
     viewer.layers.clear()
     widget.run()
     assert "no image layer" in messages[-1]
@@ -187,3 +217,147 @@ def test_a_diverged_finetune_is_reported_and_not_registered(widget, viewer, regi
     widget.run()
     wait_until_idle(qtbot, widget)
     assert "loss became nan" in messages[-1] and registry.names() == names
+
+
+def test_the_learning_rate_keeps_small_values(widget, qtbot, messages):
+    field = widget.learning_rate
+    assert field.value == "1e-3" and widget.config().learning_rate == 1e-3
+    for typed, expected in (("5e-5", 5e-5), ("1e-6", 1e-6), ("0.00025", 2.5e-4)):
+        field.native.clear()
+        qtbot.keyClicks(field.native, typed)
+        assert field.value == typed and widget.config().learning_rate == expected
+    field.native.clear()
+    qtbot.keyClicks(field.native, "fast")
+    assert field.value == ""  # letters are refused as they are typed
+    widget.run()
+    assert "learning rate '' is not a positive number" in widget.controls.status.value and widget.worker is None
+
+
+def test_the_loss_plot_is_scaled_to_the_bulk_of_the_curve(qtbot):
+    from napari_unet._widgets._loss_plot import LossPlot, nice_ticks
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(360, 160)
+    for loss in [40.0] + list(np.linspace(1.0, 0.3, 199)):  # one spike, then the real decrease
+        plot.append(loss)
+    low, high = plot.y_limits()
+    assert high < 1.2 and low < 0.3
+    to_pixel, area = plot.mapping(), plot.plot_area()
+    assert to_pixel(200, 0.3).y() - to_pixel(2, 1.0).y() > 0.8 * area.height()  # the decrease fills the plot
+    assert area.left() > 30 and area.bottom() < plot.height() - 15  # room for the tick labels
+    ticks = nice_ticks(low, high)
+    assert 3 <= len(ticks) <= 6 and all(low <= tick <= high for tick in ticks)
+    assert nice_ticks(1, 200, smallest_step=1) == [50, 100, 150, 200]
+    assert nice_ticks(1, 3, smallest_step=1) == [1, 2, 3]
+    assert not plot.grab().isNull()
+
+
+def test_validation_losses_join_the_plot(widget):
+    from napari_unet.events import Validation
+
+    widget._show(Validation(step=50, metrics={"loss": 0.7, "ap50": 0.4, "iou": 0.5}, model=None))
+    widget._show(Validation(step=100, metrics={"loss": 0.6, "ap50": 0.5, "iou": 0.6}, model=None))
+    assert widget.loss_plot.validation == [(50, 0.7), (100, 0.6)]
+    assert widget.loss_plot.x_limit() == 100 and widget.loss_plot.y_limits()[1] >= 0.7
+
+
+def test_the_time_left_ignores_the_slow_first_steps(widget):
+    from napari_unet.events import TrainStep
+
+    status = widget.controls.status
+    widget.controls.progress.max = 1000  # a time budget (seconds) far off: the steps decide
+    for step in range(1, 11):  # the first step takes 10 s, the others 1 s each
+        widget._show(TrainStep(step=step, iterations=100, loss=0.5, learning_rate=1e-3, elapsed=9.0 + step,
+                               eta=0.0, batch_size=4, model=None))
+        if step == 2:
+            assert "estimating" in status.value
+    assert "ETA 1:30" in status.value  # 90 steps of 1 s; elapsed / steps said 2:51
+
+
+def test_advanced_options_are_folded_away(widget):
+    assert_advanced_folded(widget, [widget.iterations, widget.learning_rate])
+
+
+def test_every_control_has_a_tooltip(widget):
+    assert_every_control_explained(widget)
+    assert len(widget.loss_plot.toolTip()) > 40
+
+
+def test_three_docks_fit_a_laptop_screen(viewer, registry, qtbot):
+    from napari_unet._widgets.batch import BatchWidget
+    from napari_unet._widgets.finetune import FinetuneWidget
+    from napari_unet._widgets.segment import SegmentWidget
+
+    widgets = [SegmentWidget(viewer), FinetuneWidget(viewer), BatchWidget(viewer)]
+    for widget, name in zip(widgets, ("Segment", "Annotate and fine-tune", "Batch segment")):
+        viewer.window.add_dock_widget(widget, name=name, area="right")
+    viewer.window.show()
+    qtbot.wait(100)
+    viewer.window.resize(1366, 768)
+    qtbot.wait(300)
+    assert viewer.window.geometry()[3] <= 768  # the docks scroll instead of stretching the window
+    for widget in widgets:
+        assert widget.native.width() <= 450
+        run = widget.controls.run.native
+        widget.scroll_area.ensureWidgetVisible(run)
+        qtbot.wait(50)
+        assert not run.visibleRegion().isEmpty()  # every control can be scrolled to
+
+
+def test_the_segmentation_becomes_an_annotation_to_correct(widget, viewer, qtbot, registry, trained_model):  # noqa: F811
+    from napari_unet._widgets.segment import SegmentWidget
+
+    segment = SegmentWidget(viewer)
+    segment.model.select(registry.add("trained", trained_model))
+    segment.image.value = viewer.layers["nuclei"]
+    segment.run()
+    wait_until_idle(qtbot, segment)
+    segmentation = viewer.layers["nuclei labels"]
+    before = segmentation.data.copy()
+    user_layers = {layer.name: np.asarray(layer.data).copy() for layer in viewer.layers}
+    regions = widget.add_regions_layer()
+    regions.add_rectangles(np.array([[0, 0], [48, 64]]))
+    annotation = widget.correct_segmentation()
+    assert widget.annotation_layer.value is annotation and widget.regions.value is regions
+    assert annotation is not segmentation and annotation.name == "nuclei corrections"
+    inside = before[:48, :64]
+    np.testing.assert_array_equal(annotation.data[:48, :64], inside)
+    assert not annotation.data[48:].any() and not annotation.data[:, 64:].any()  # only the region's cells
+    np.testing.assert_array_equal(segmentation.data, before)
+    for name, data in user_layers.items():
+        np.testing.assert_array_equal(np.asarray(viewer.layers[name].data), data)
+    pairs = widget.pairs()
+    assert pairs[0].regions == [(0, 48, 0, 64)]
+
+
+def test_correcting_needs_a_segmentation_first(widget, viewer):
+    assert widget.correct_segmentation() is None
+    assert "segment it with the Segment widget first" in widget.controls.status.value
+
+
+def test_each_round_is_a_new_named_model_version(widget, viewer, qtbot, registry):
+    annotate_top_left(widget, viewer)
+    widget.model_name.value = "my cells"
+    widget.live_preview.value = False
+    rounds_before = [entry["kind"] for entry in registry.get("tiny").history].count("finetune")
+    for round_, expected in enumerate(("my cells", "my cells r2"), start=1):
+        widget.run()
+        wait_until_idle(qtbot, widget)
+        assert expected in widget.model.choice.choices
+        assert widget.model.choice.value == expected  # the next round starts from this one
+        history = registry.get(expected).history
+        assert [entry["kind"] for entry in history].count("finetune") == rounds_before + round_
+        assert history[-1]["annotated_cells"] > 0 and "training_scores" in history[-1]
+        assert history[-1]["round"] == rounds_before + round_ and history[-1]["seconds"] > 0
+    assert widget.model_name.value == "my cells r3"
+
+
+def test_annotate_here_next_shows_the_uncertainty_and_suggests_regions(widget, viewer, qtbot):
+    widget.suggest_regions()
+    wait_until_idle(qtbot, widget)
+    uncertainty = viewer.layers["nuclei uncertainty"]
+    assert uncertainty.data.shape == viewer.layers["nuclei"].data.shape
+    suggested = viewer.layers["nuclei annotate here next"]
+    assert widget.regions.value is suggested and len(suggested.data) >= 1
+    assert "most uncertain" in widget.controls.status.value

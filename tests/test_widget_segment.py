@@ -3,7 +3,16 @@
 import dask.array as da
 import numpy as np
 import pytest
-from widget_helpers import count_cells, messages, registry, trained_model, viewer, wait_until_idle  # noqa: F401
+from widget_helpers import (  # noqa: F401
+    assert_advanced_folded,
+    assert_every_control_explained,
+    count_cells,
+    messages,
+    registry,
+    trained_model,
+    viewer,
+    wait_until_idle,
+)
 
 import napari_unet as nu
 
@@ -153,14 +162,17 @@ def test_bad_inputs_are_explained_before_a_run(widget, viewer, messages, tmp_pat
     widget.model.file.value = tmp_path / "missing.safetensors"
     widget.run()
     assert "does not exist" in messages[-1] and widget.worker is None
+    assert messages[-1] in widget.controls.status.value  # kept in the widget, not only in a passing toast
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a model at all")
     widget.model.file.value = bad
     widget.run()
     assert "bad.safetensors" in messages[-1] and widget.worker is None
+    assert messages[-1] in widget.controls.status.value
     viewer.layers.clear()
     widget.run()
     assert "no image layer" in messages[-1] and widget.worker is None
+    assert messages[-1] in widget.controls.status.value and widget.controls.status.native.wordWrap()
 
 
 def test_an_error_in_the_worker_is_reported_and_nothing_is_lost(widget, viewer, messages, qtbot, monkeypatch):
@@ -174,7 +186,7 @@ def test_an_error_in_the_worker_is_reported_and_nothing_is_lost(widget, viewer, 
     layers_before = [(layer.name, layer.data.copy()) for layer in viewer.layers]
     widget.run()
     wait_until_idle(qtbot, widget)
-    assert "device-side assert" in messages[-1]
+    assert "device-side assert" in messages[-1] and "device-side assert" in widget.controls.status.value
     assert widget.controls.run.enabled and not widget.controls.cancel.enabled
     for name, data in layers_before:
         np.testing.assert_array_equal(viewer.layers[name].data, data)
@@ -188,3 +200,12 @@ def test_closing_the_viewer_mid_run_stops_the_worker(widget, viewer, qtbot):
     viewer.close()
     qtbot.waitUntil(lambda: worker.abort_requested, timeout=10_000)
     qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
+
+
+def test_advanced_options_are_folded_away(widget):
+    assert_advanced_folded(widget, [widget.tile_size, widget.device, widget.precision, widget.prune_level,
+                                    widget.with_probabilities])
+
+
+def test_every_control_has_a_tooltip(widget):
+    assert_every_control_explained(widget)

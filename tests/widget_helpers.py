@@ -60,3 +60,38 @@ def wait_until_idle(qtbot, widget, timeout=120_000):
 
 def count_cells(labels) -> int:
     return len(np.unique(labels)) - 1
+
+
+def controls_of(container):
+    """Every control of a dock widget (folded or hidden ones too): the leaves of its magicgui
+    tree, a file field counting as one control; labels (text shown, not set) are skipped."""
+    from magicgui.widgets import Container, FileEdit, Label
+
+    for child in container:
+        if isinstance(child, Container) and not isinstance(child, FileEdit):
+            yield from controls_of(child)
+        elif not isinstance(child, Label):
+            yield child
+
+
+def assert_every_control_explained(widget):
+    """A tooltip of a sentence or more on every control and on the Advanced button."""
+    controls = list(controls_of(widget))
+    assert len(controls) >= 8
+    unexplained = [getattr(c, "label", "") or getattr(c, "text", "") or type(c).__name__ for c in controls
+                   if len(c.tooltip or "") < 40]
+    assert unexplained == [], f"controls without a real tooltip: {unexplained}"
+    assert len(widget.advanced.section.toggleButton().toolTip()) >= 40
+
+
+def assert_advanced_folded(widget, expected):
+    """The Advanced section starts folded (no height) and holds exactly ``expected``."""
+    from qtpy.QtWidgets import QApplication
+
+    advanced = widget.advanced
+    assert not advanced.expanded and advanced.section.content().maximumHeight() == 0
+    assert set(map(id, expected)) == set(map(id, advanced.settings))
+    assert all(advanced.section.content().isAncestorOf(control.native) for control in expected)
+    advanced.section.expand(animate=False)
+    QApplication.processEvents()
+    assert advanced.expanded and advanced.section.content().maximumHeight() > 20 * len(expected)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
 
+from ._controls import wrapping
+from ._tooltips import DIAMETER, ESTIMATE, POLARITY
+
 POLARITIES = [("detect", None), ("bright objects on dark (fluorescence)", False),
               ("dark objects on bright (brightfield, stained)", True)]
 
@@ -13,13 +16,12 @@ class ImageOptions(Container):
 
     def __init__(self):
         self.diameter = FloatSpinBox(label="cell diameter (px)", value=0.0, min=0.0, max=2000.0, step=1.0,
-                                     tooltip="typical diameter of the cells in pixels; the image is rescaled so "
-                                             "they match the model. 0 = estimate it from each image")
-        self.estimate = PushButton(text="estimate", tooltip="measure the cell diameter of the chosen image now")
-        self.polarity = ComboBox(label="cells are", choices=POLARITIES, value=None,
-                                 tooltip="detect: decided from the image (a bright background is inverted)")
-        self.found = Label(value="")
+                                     tooltip=DIAMETER)
+        self.estimate = PushButton(text="estimate", tooltip=ESTIMATE)
+        self.polarity = ComboBox(label="cells are", choices=POLARITIES, value=None, tooltip=POLARITY)
+        self.found = wrapping(Label(value="", visible=False))  # shown once an image was read
         super().__init__(widgets=[self.diameter, self.estimate, self.polarity, self.found])
+        self.margins = (0, 0, 0, 0)
 
     def options(self) -> dict:
         """Fields of napari_unet.PredictConfig."""
@@ -30,3 +32,4 @@ class ImageOptions(Container):
         size = "" if read.diameter is None else (f"cells ≈ {read.diameter:.1f} px"
                                                  f"{' (estimated)' if read.estimated else ''}, ")
         self.found.value = f"{size}{read.modality}"
+        self.found.visible = True

@@ -21,9 +21,10 @@ def layers_of(viewer, kind: type[Layer]) -> list[Layer]:
 class LayerPicker(ComboBox):
     """A combo box of the viewer's layers of one kind, kept in sync with the layer list."""
 
-    def __init__(self, viewer, kind: type[Layer], label: str, optional: bool = False):
-        self._viewer, self._kind, self._optional = viewer, kind, optional
-        super().__init__(label=label, choices=self._choices)
+    def __init__(self, viewer, kind: type[Layer], label: str, tooltip: str, optional: bool = False,
+                 none_text: str = "(none)"):
+        self._viewer, self._kind, self._optional, self._none_text = viewer, kind, optional, none_text
+        super().__init__(label=label, choices=self._choices, tooltip=tooltip)
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.moved):
             event.connect(self.reset_choices)
@@ -32,7 +33,7 @@ class LayerPicker(ComboBox):
 
     def _choices(self, _widget=None):
         layers = [(layer.name, layer) for layer in layers_of(self._viewer, self._kind)]
-        return ([("(none)", None)] if self._optional else []) + layers
+        return ([(self._none_text, None)] if self._optional else []) + layers
 
 
 def find_owned(viewer, role: str, source: str) -> Layer | None:

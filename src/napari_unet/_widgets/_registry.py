@@ -8,6 +8,8 @@ from pathlib import Path
 from magicgui.widgets import ComboBox, Container, FileEdit
 from psygnal import Signal
 
+from ._tooltips import MODEL, MODEL_FILE
+
 OPEN_FILE = "model file…"
 
 
@@ -15,7 +17,7 @@ class ModelRegistry:
     """Models usable in this napari session: models fine-tuned here, then the shipped ones.
 
     One instance (:data:`registry`) is shared by every widget, so a model fine-tuned in
-    "Annotate & fine-tune" appears at once in "Segment" and "Batch segment".
+    "Annotate and fine-tune" appears at once in "Segment" and "Batch segment".
     """
 
     changed = Signal()
@@ -52,10 +54,11 @@ registry = ModelRegistry()
 class ModelPicker(Container):
     """A model by name (fine-tuned in this session or shipped) or a model file."""
 
-    def __init__(self, label: str = "model"):
-        self.choice = ComboBox(label=label, choices=self._choices)
-        self.file = FileEdit(label="model file", filter="*.safetensors", visible=False)
+    def __init__(self, label: str = "model", tooltip: str = MODEL):
+        self.choice = ComboBox(label=label, choices=self._choices, tooltip=tooltip)
+        self.file = FileEdit(label="model file", filter="*.safetensors", visible=False, tooltip=MODEL_FILE)
         super().__init__(widgets=[self.choice, self.file], labels=True)
+        self.margins = (0, 0, 0, 0)
         self.choice.changed.connect(lambda value: setattr(self.file, "visible", value == OPEN_FILE))
         registry.changed.connect(self.choice.reset_choices)
         self.native.destroyed.connect(lambda: registry.changed.disconnect(self.choice.reset_choices))
@@ -87,3 +90,11 @@ class ModelPicker(Container):
         if isinstance(spec, SegmentationModel):
             spec = copy.deepcopy(spec)
         return load_model(spec, device=device)
+
+
+def next_round_name(name: str) -> str:
+    """The name of the next fine-tuning round: "my cells" -> "my cells r2" -> "my cells r3"."""
+    import re
+
+    match = re.fullmatch(r"(.*) r(\d+)", name.strip())
+    return f"{match[1]} r{int(match[2]) + 1}" if match else f"{name.strip()} r2"

@@ -8,17 +8,29 @@ from __future__ import annotations
 
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+
+from ._controls import wrapping
+from ._tooltips import CANCEL, PROGRESS, STATUS
 
 
 class RunControls(Container):
-    """Run and Cancel buttons, a progress bar and a status line."""
+    """Run and Cancel buttons side by side, a progress bar and a status line.
 
-    def __init__(self, run_text: str):
-        self.run = PushButton(text=run_text)
-        self.cancel = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(value=0, min=0, max=1, visible=False)
-        self.status = Label(value="")
-        super().__init__(widgets=[self.run, self.cancel, self.progress, self.status], labels=False)
+    The status line keeps the last message (progress, results, problems) in full, wrapped
+    over as many lines as it needs; notifications disappear and cut long messages short.
+    """
+
+    def __init__(self, run_text: str, run_tooltip: str):
+        self.run = PushButton(text=run_text, tooltip=run_tooltip)
+        self.cancel = PushButton(text="Cancel", enabled=False, tooltip=CANCEL)
+        self.progress = ProgressBar(value=0, min=0, max=1, visible=False, tooltip=PROGRESS)
+        self.status = wrapping(Label(value="", tooltip=STATUS))
+        buttons = Container(widgets=[self.run, self.cancel], layout="horizontal", labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        super().__init__(widgets=[buttons, self.progress, self.status], labels=False)
+        self.margins = (0, 0, 0, 0)
+        self.status.native.setTextInteractionFlags(Qt.TextSelectableByMouse)  # errors can be copied
 
     def busy(self, busy: bool) -> None:
         self.run.enabled = not busy
@@ -26,12 +38,19 @@ class RunControls(Container):
         self.progress.visible = busy
 
 
-def report_error(error: BaseException, what: str) -> None:
-    """Explain an unusable input as a napari notification (before anything runs)."""
-    show_error(f"{what}: {error}")
+def report_error(error: BaseException, what: str, status: Label | None = None) -> None:
+    """Explain an unusable input (before anything runs): in the widget's ``status`` line, where
+    it stays, and as a napari notification."""
+    message = f"{what}: {error}"
+    if status is not None:
+        status.value = f"⚠ {message}"
+    show_error(message)
 
 
-def report(message: str) -> None:
+def report(message: str, status: Label | None = None) -> None:
+    """Tell the user something went well: in the ``status`` line and as a notification."""
+    if status is not None:
+        status.value = message
     show_info(message)
 
 
@@ -77,7 +96,7 @@ class WorkerOwner:
 
     def _job_failed(self, error: BaseException) -> None:
         show_error(str(error))
-        self.controls.status.value = str(error)
+        self.controls.status.value = f"⚠ {error}"
 
     def _job_finished(self) -> None:
         self.controls.busy(False)

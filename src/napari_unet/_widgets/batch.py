@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Select
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, Select
 from napari.layers import Image
 
+from . import _tooltips as tips
+from ._controls import Advanced, ScrollingDock
 from ._image_options import ImageOptions
 from ._layers import OWNER_KEY, image_data, layer_axes, layers_of, show_owned
 from ._registry import ModelPicker
 from ._worker import RunControls, WorkerOwner, report, report_error
-from .segment import LABELS_ROLE, SPLIT_CHOICES, SPLIT_TOOLTIP
+from .segment import LABELS_ROLE, PRECISIONS, SPLIT_CHOICES
 
 
 @dataclass(frozen=True)
@@ -62,29 +64,48 @@ def file_name(layer_name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", layer_name).strip("._") + "_labels.tif"
 
 
-class BatchWidget(WorkerOwner, Container):
+def source_folder(layer) -> Path | None:
+    """The folder of the file napari read ``layer`` from, or None (made in Python, pasted, a URL)."""
+    path = getattr(layer.source, "path", None)
+    if not path:
+        return None
+    folder = Path(path).parent
+    return folder if folder.is_dir() else None
+
+
+def saved_where(paths: list[Path]) -> str:
+    """"3 file(s) in /data/day1" (or the folders, one after another)."""
+    folders = sorted({str(path.parent) for path in paths})
+    return f"{len(paths)} file(s) in {', '.join(folders)}"
+
+
+class BatchWidget(WorkerOwner, ScrollingDock):
     """Dock widget: segment many images into ``<name> labels`` layers, optionally saved as TIFF."""
 
     def __init__(self, napari_viewer):
-        self.viewer = napari_viewer
-        self.images = Select(label="images", choices=self._choices,
-                             tooltip="none selected: every image layer")
         from ..devices import available_devices
 
+        self.viewer = napari_viewer
+        self.images = Select(label="images", choices=self._choices, tooltip=tips.IMAGES)
+        self.images.native.setMaximumHeight(120)  # a long list scrolls on its own
         self.model = ModelPicker()
         self.image_options = ImageOptions()
         self.image_options.estimate.visible = False  # each image's size is estimated on its own
-        self.device = ComboBox(label="device", choices=available_devices(), value="auto")
-        self.precision = ComboBox(label="precision", choices=["auto", "fp32", "bf16", "fp16"], value="auto")
-        self.split = ComboBox(label="split touching", choices=SPLIT_CHOICES, value="distance", tooltip=SPLIT_TOOLTIP)
-        self.save = CheckBox(text="save each result as TIFF", value=False)
-        self.folder = FileEdit(label="folder", mode="d")
-        self.controls = RunControls("Segment all")
-        super().__init__(widgets=[self.images, self.model, self.image_options, self.split, self.device,
-                                  self.precision, self.save, self.folder, self.controls])
+        self.split = ComboBox(label="split touching", choices=SPLIT_CHOICES, value="distance", tooltip=tips.SPLIT)
+        self.save = CheckBox(text="save each result as TIFF", value=False, tooltip=tips.SAVE)
+        self.folder = FileEdit(label="folder", mode="d", visible=False, tooltip=tips.FOLDER)
+        self.device = ComboBox(label="device", choices=available_devices(), value="auto", tooltip=tips.DEVICE)
+        self.precision = ComboBox(label="precision", choices=PRECISIONS, value="auto", tooltip=tips.PRECISION)
+        self.advanced = Advanced([self.device, self.precision], tooltip=tips.ADVANCED)
+        self.controls = RunControls("Segment all", tips.BATCH_RUN)
+        super().__init__(widgets=[self.images, self.model, self.image_options, self.split, self.save, self.folder,
+                                  self.advanced, self.controls])
+        # asked for a folder when images made in Python have nowhere of their own; tests swap in an answer
+        self.ask_folder = self._ask_folder
         events = napari_viewer.layers.events
         for event in (events.inserted, events.removed):
             event.connect(self.images.reset_choices)
+        self.save.changed.connect(lambda on: setattr(self.folder, "visible", on))
         self.controls.run.changed.connect(self.run)
         self.controls.cancel.changed.connect(self.cancel)
         self.native.destroyed.connect(self._stop_on_close)
@@ -96,48 +117,78 @@ class BatchWidget(WorkerOwner, Container):
     def _choices(self, _widget=None):
         return [(layer.name, layer) for layer in self.source_layers()]
 
+    def _ask_folder(self, names: list[str]) -> Path | None:
+        from qtpy.QtWidgets import QFileDialog
+
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        chosen = QFileDialog.getExistingDirectory(self.native, f"Folder for the labels of {shown}")
+        return Path(chosen) if chosen else None
+
+    def save_paths(self, layers) -> dict[str, Path] | None:
+        """Where each layer's labels are written: the chosen folder, else the folder of the
+        image's own file, else a folder asked for. None: the user declined to choose one.
+
+        Never the current directory by default: an empty folder field is not ".".
+        """
+        typed = str(self.folder.line_edit.value).strip()
+        if typed:
+            folder = Path(typed).expanduser()
+            if not folder.is_dir():
+                raise ValueError(f"folder {str(folder)!r} does not exist: choose an existing folder")
+            folders = {layer.name: folder for layer in layers}
+        else:
+            folders = {layer.name: source_folder(layer) for layer in layers}
+            homeless = [name for name, folder in folders.items() if folder is None]
+            if homeless:
+                asked = self.ask_folder(homeless)
+                if asked is None or not Path(asked).is_dir():
+                    return None
+                folders.update((name, Path(asked)) for name in homeless)
+        return {name: folder / file_name(name) for name, folder in folders.items()}
+
     def run(self, *_) -> None:
         """Check the inputs (explained before anything starts), then segment in a worker."""
+        from ..config import SegmentConfig
+
         layers = list(self.images.value) or self.source_layers()
         try:
             if not layers:
                 raise ValueError("no image layer to segment: open images first")
-            folder = Path(self.folder.value) if self.save.value else None
-            if folder is not None and not folder.is_dir():
-                raise ValueError(f"folder {str(folder)!r} does not exist: choose an existing folder")
-            device = self.device.value
-            model = self.model.load(device)
-        except (ValueError, TypeError, OSError) as error:
-            report_error(error, "Batch segment")
-            return
-        self._folder = folder
-        try:
             items = [(layer.name, image_data(layer), layer_axes(self.viewer, layer)) for layer in layers]
-        except ValueError as error:
-            report_error(error, "Batch segment")
+            targets = self.save_paths(layers) if self.save.value else {}
+            if targets is None:
+                raise ValueError("no folder chosen for the TIFF files: choose a folder (or untick 'save')")
+            config = SegmentConfig(device=self.device.value, precision=self.precision.value, seeds=self.split.value,
+                                   **self.image_options.options())
+            model = self.model.load(config.device)
+        except (ValueError, TypeError, OSError) as error:
+            report_error(error, "Batch segment", self.controls.status)
             return
-        from ..config import SegmentConfig
-
-        config = SegmentConfig(device=device, precision=self.precision.value, seeds=self.split.value,
-                               **self.image_options.options())
+        self._targets, self._written = targets, []
         self.controls.progress.value = 0
         self.controls.status.value = f"segmenting {len(items)} image(s)…"
         self.start_job("Batch segment", batch_job, items, model, config, on_yield=self._show)
 
     def _show(self, item) -> None:
-        """Main thread: move the progress bar; add (or update) a finished image's layer."""
+        """Main thread: move the progress bar; add (or update) a finished image's layer, save it."""
         self.controls.progress.max = item.total
         self.controls.progress.value = item.done
         if not isinstance(item, ImageLabelled):
             return
         show_owned(self.viewer, LABELS_ROLE, item.name, f"{item.name} labels", item.labels)
-        if self._folder is not None:
+        status = f"{item.name}: done ({item.done} of {item.total} planes)"
+        path = self._targets.get(item.name)
+        if path is not None:
             from ..io import write_tiff
 
             try:
-                write_tiff(self._folder / file_name(item.name), item.labels)
+                write_tiff(path, item.labels)
             except (ValueError, OSError) as error:
-                report_error(error, f"Batch segment: saving {item.name}")
-        self.controls.status.value = f"{item.name}: done ({item.done}/{item.total} planes)"
+                report_error(error, f"Batch segment: saving {item.name}", self.controls.status)
+                return
+            self._written.append(path)
+            status += f", saved as {path}"
+        self.controls.status.value = status
         if item.done == item.total:
-            report(f"Batch segment: {item.total} plane(s) done")
+            saved = f"; labels saved: {saved_where(self._written)}" if self._written else ""
+            report(f"Batch segment: {item.total} plane(s) done{saved}", self.controls.status)

@@ -1,4 +1,4 @@
-"""Annotate & fine-tune dock widget: paint a few cells, fine-tune, watch the model improve."""
+"""Annotate and fine-tune dock widget: paint a few cells, fine-tune, watch the model improve."""
 
 from __future__ import annotations
 
@@ -6,27 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels, Shapes
 
+from . import _tooltips as tips
+from ._annotation import (ANNOTATION_KEY, REGIONS_KEY, Pair, annotation_from_segmentation, find_segmentation,
+                          layers_made_here, new_annotation_layer, new_regions_layer, plane_shape_of, training_pairs)
+from ._controls import Advanced, ScientificEdit, ScrollingDock, side_by_side
+from ._eta import RemainingTime, format_seconds
+from ._export import ExportButton
 from ._layers import LayerPicker, image_data, show_owned
 from ._loss_plot import LossPlot
-from ._registry import ModelPicker, registry
+from ._registry import ModelPicker, next_round_name, registry
 from ._worker import RunControls, WorkerOwner, report, report_error
 
-# metadata: the name of the image an annotation / regions layer belongs to
-ANNOTATION_KEY = "napari_unet_annotation_for"
-REGIONS_KEY = "napari_unet_regions_for"
 PREVIEW_MAX = 512
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One 2-D training sample taken from the layers."""
-
-    image: np.ndarray  # (Y, X) or (Y, X, C)
-    labels: np.ndarray  # (Y, X)
-    regions: list | None  # (y0, y1, x0, x1) rectangles, None = everything annotated
 
 
 @dataclass(frozen=True)
@@ -62,72 +56,54 @@ def finetune_job(model, pairs: list[Pair], config, preview_window, preview_every
     return None
 
 
-def rectangles(shapes_layer: Shapes, plane_shape, plane: int | None) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (y0, y1, x0, x1) of the shapes drawn on ``plane``, clipped to the image."""
-    height, width = plane_shape
-    boxes = []
-    for vertices in shapes_layer.data:
-        vertices = np.asarray(vertices)
-        if plane is not None and vertices.shape[1] == 3 and int(np.round(vertices[0, 0])) != plane:
-            continue
-        ys, xs = vertices[:, -2], vertices[:, -1]
-        y0, y1 = int(np.clip(np.floor(ys.min()), 0, height)), int(np.clip(np.ceil(ys.max()), 0, height))
-        x0, x1 = int(np.clip(np.floor(xs.min()), 0, width)), int(np.clip(np.ceil(xs.max()), 0, width))
-        if y1 > y0 and x1 > x0:
-            boxes.append((y0, y1, x0, x1))
-    return boxes
-
-
-def format_seconds(seconds: float) -> str:
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{seconds:02d}"
-
-
-def pick_cell_label(layer, event) -> None:
-    """Mouse-press hook of annotation layers: paint the cell under the cursor, or a new one."""
-    if layer.mode != "paint":
-        return
-    index = tuple(int(round(value)) for value in layer.world_to_data(event.position))
-    inside = all(0 <= i < size for i, size in zip(index, layer.data.shape))
-    under = int(layer.data[index]) if inside else 0
-    layer.selected_label = under if under > 0 else int(layer.data.max()) + 1
-
-
-class FinetuneWidget(WorkerOwner, Container):
+class FinetuneWidget(WorkerOwner, ScrollingDock):
     """Dock widget: annotation layers -> a fine-tuned model, offered in Segment and Batch segment."""
 
     def __init__(self, napari_viewer):
         self.viewer = napari_viewer
-        self.image = LayerPicker(napari_viewer, Image, "image")
-        self.new_annotation = PushButton(text="New annotation layer")
-        self.annotation_layer = LayerPicker(napari_viewer, Labels, "annotation")
-        self.new_regions = PushButton(text="New training regions layer")
-        self.regions = LayerPicker(napari_viewer, Shapes, "training regions", optional=True)
-        self.show_weights = PushButton(text="Show weight map")
-        self.show_augmentation = PushButton(text="Preview augmentation")
-        self.model = ModelPicker("start from")
-        self.iterations = SpinBox(label="iterations", value=300, min=1, max=100_000, step=50)
-        self.learning_rate = FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4)
-        self.all_pairs = CheckBox(text="also train on the other annotation layers made here", value=False)
-        self.live_preview = CheckBox(text="live preview of the visible region", value=True)
-        self.model_name = LineEdit(label="new model name", value="my cells")
-        self.controls = RunControls("Fine-tune")
-        self.save_path = FileEdit(label="save to", mode="w", filter="*.safetensors")
-        self.save = PushButton(text="Save model", enabled=False)
-        super().__init__(widgets=[self.image, self.new_annotation, self.annotation_layer, self.new_regions, self.regions,
-                                  self.show_weights, self.show_augmentation, self.model, self.iterations,
-                                  self.learning_rate, self.all_pairs, self.live_preview, self.model_name, self.controls,
-                                  self.save_path, self.save])
+        self.image = LayerPicker(napari_viewer, Image, "image", tooltip=tips.TRAIN_IMAGE)
+        self.new_annotation = PushButton(text="New annotation layer", tooltip=tips.NEW_ANNOTATION)
+        self.annotation_layer = LayerPicker(napari_viewer, Labels, "annotation", tooltip=tips.ANNOTATION)
+        self.new_regions = PushButton(text="New training regions layer", tooltip=tips.NEW_REGIONS)
+        self.regions = LayerPicker(napari_viewer, Shapes, "training regions", tooltip=tips.REGIONS, optional=True,
+                                   none_text=tips.NO_REGIONS)
+        self.from_segmentation = PushButton(text="Correct the segmentation", tooltip=tips.FROM_SEGMENTATION)
+        self.suggest = PushButton(text="Annotate here next", tooltip=tips.SUGGEST)
+        self.show_weights = PushButton(text="Show weight map", tooltip=tips.WEIGHTS)
+        self.show_augmentation = PushButton(text="Preview augmentation", tooltip=tips.AUGMENTATION)
+        self.model = ModelPicker("start from", tooltip=tips.START_FROM)
+        self.model_name = LineEdit(label="new model name", value="my cells", tooltip=tips.MODEL_NAME)
+        self.all_pairs = CheckBox(text="also use my other annotated images", value=False, tooltip=tips.ALL_PAIRS)
+        self.live_preview = CheckBox(text="live preview of the visible region", value=True, tooltip=tips.LIVE_PREVIEW)
+        self.minutes = FloatSpinBox(label="time (min)", value=2.0, min=0.1, max=600.0, step=0.5, tooltip=tips.MINUTES)
+        self.iterations = SpinBox(label="at most steps", value=10_000, min=1, max=1_000_000, step=100,
+                                  tooltip=tips.ITERATIONS)
+        self.learning_rate = ScientificEdit(label="learning rate", value=1e-3, tooltip=tips.LEARNING_RATE)
+        self.advanced = Advanced([self.iterations, self.learning_rate], tooltip=tips.ADVANCED)
+        self.controls = RunControls("Fine-tune", tips.FINETUNE_RUN)
+        self.save_path = FileEdit(label="save to", mode="w", filter="*.safetensors", tooltip=tips.SAVE_PATH)
+        self.save = PushButton(text="Save model", enabled=False, tooltip=tips.SAVE_MODEL)
+        self.export = ExportButton(lambda: self.trained, self.controls.status)
+        super().__init__(widgets=[self.image, side_by_side(self.new_annotation, self.new_regions),
+                                  side_by_side(self.from_segmentation, self.suggest),
+                                  self.annotation_layer, self.regions,
+                                  side_by_side(self.show_weights, self.show_augmentation), self.model,
+                                  self.model_name, self.minutes, self.all_pairs, self.live_preview, self.advanced,
+                                  self.controls, self.save_path, side_by_side(self.save, self.export)])
         self.loss_plot = LossPlot()
+        self.loss_plot.setToolTip(tips.LOSS_PLOT)
         self.controls.native.layout().addWidget(self.loss_plot)  # under the progress bar
-        self.trained, self._last_step = None, None
+        self.trained, self._last_step, self._eta = None, None, RemainingTime()
+        self.augmentation_preview = None  # the window, once opened
         # asked before a model file is replaced; tests swap in an answer
         self.confirm_overwrite = self._ask_overwrite
         self.image.changed.connect(self._follow_image)
         self.new_annotation.changed.connect(self.add_annotation_layer)
         self.new_regions.changed.connect(self.add_regions_layer)
+        self.from_segmentation.changed.connect(self.correct_segmentation)
+        self.suggest.changed.connect(self.suggest_regions)
         self.show_weights.changed.connect(self.add_weight_map)
-        self.show_augmentation.changed.connect(self.add_augmentation_preview)
+        self.show_augmentation.changed.connect(self.preview_augmentation)
         self.controls.run.changed.connect(self.run)
         self.controls.cancel.changed.connect(self.cancel)
         self.save.changed.connect(self.save_model)
@@ -146,87 +122,98 @@ class FinetuneWidget(WorkerOwner, Container):
                    if layer.metadata[REGIONS_KEY] == name]
         self.regions.value = regions[-1] if regions else None
 
-    def add_annotation_layer(self, *_) -> Labels | None:
-        """An empty Labels layer over the image: paint mode, a brush about a third of a nucleus."""
+    def _chosen_image(self, what: str):
         layer = self.image.value
         if layer is None:
-            report_error(ValueError("no image layer: open an image first"), "New annotation layer")
+            report_error(ValueError("no image layer: open an image first"), what, self.controls.status)
+        return layer
+
+    def _use(self, annotation=None, regions=None) -> None:
+        """Make ``annotation`` / ``regions`` (new layers) the ones the widget trains on."""
+        if annotation is not None:
+            self.annotation_layer.reset_choices()
+            self.annotation_layer.value = annotation
+        if regions is not None:
+            self.regions.reset_choices()
+            self.regions.value = regions
+
+    def add_annotation_layer(self, *_) -> Labels | None:
+        """An empty Labels layer over the image: paint mode, a brush about a third of a nucleus."""
+        layer = self._chosen_image("New annotation layer")
+        if layer is None:
             return None
-        shape = image_data(layer).shape[:-1] if layer.rgb else image_data(layer).shape
-        labels = self.viewer.add_labels(np.zeros(shape, dtype=np.uint16), name=f"{layer.name} annotation",
-                                        scale=layer.scale, translate=layer.translate,
-                                        metadata={ANNOTATION_KEY: layer.name})
-        labels.brush_size = max(3, min(shape[-2:]) // 80)
-        labels.mode = "paint"
-        labels.selected_label = 1
-        # a stroke that starts inside a cell extends it; one that starts elsewhere is a new cell
-        labels.mouse_drag_callbacks.insert(0, pick_cell_label)
-        self.annotation_layer.reset_choices()
-        self.annotation_layer.value = labels
+        labels = new_annotation_layer(self.viewer, layer)
+        self._use(annotation=labels)
         return labels
 
     def add_regions_layer(self, *_) -> Shapes | None:
         """A Shapes layer for rectangles: outside them nothing is learned, not even background."""
-        layer = self.image.value
+        layer = self._chosen_image("New training regions layer")
         if layer is None:
-            report_error(ValueError("no image layer: open an image first"), "New training regions layer")
             return None
-        shapes = self.viewer.add_shapes(name=f"{layer.name} training regions", ndim=layer.ndim,
-                                        scale=layer.scale, translate=layer.translate, edge_color="yellow",
-                                        face_color="transparent", edge_width=2,
-                                        metadata={REGIONS_KEY: layer.name})
+        shapes = new_regions_layer(self.viewer, layer)
         shapes.mode = "add_rectangle"
-        self.regions.reset_choices()
-        self.regions.value = shapes
+        self._use(regions=shapes)
         return shapes
 
-    def _layer_pairs(self) -> list[tuple[Image, Labels, Shapes | None]]:
-        image, annotation = self.image.value, self.annotation_layer.value
-        if image is None:
-            raise ValueError("no image layer: open an image first")
-        if annotation is None:
-            raise ValueError("no annotation layer: click 'New annotation layer' and paint a few cells")
-        triples = [(image, annotation, self.regions.value)]
-        if self.all_pairs.value:
-            by_name = {layer.name: layer for layer in self.viewer.layers}
-            for layer in layers_made_here(self.viewer, Labels, ANNOTATION_KEY):
-                partner = by_name.get(layer.metadata[ANNOTATION_KEY])
-                if layer is not annotation and isinstance(partner, Image):
-                    regions = [s for s in layers_made_here(self.viewer, Shapes, REGIONS_KEY)
-                               if s.metadata[REGIONS_KEY] == partner.name]
-                    triples.append((partner, layer, regions[0] if regions else None))
-        return triples
+    def correct_segmentation(self, *_) -> Labels | None:
+        """Correct instead of paint: the image's segmentation (inside the regions) as a new annotation."""
+        layer = self._chosen_image("Correct the segmentation")
+        if layer is None:
+            return None
+        segmentation = find_segmentation(self.viewer, layer)
+        try:
+            if segmentation is None:
+                raise ValueError(f"no segmentation of {layer.name!r} yet: segment it with the Segment widget first")
+            annotation = annotation_from_segmentation(self.viewer, layer, segmentation, self.regions.value)
+        except ValueError as error:
+            report_error(error, "Correct the segmentation", self.controls.status)
+            return None
+        self._use(annotation=annotation)
+        where = "inside the training regions" if self.regions.value is not None else "of the whole image"
+        report(f"{annotation.name!r}: the {len(np.unique(annotation.data)) - 1} cells {where}; fix the "
+               "mistakes, then fine-tune", self.controls.status)
+        return annotation
+
+    def suggest_regions(self, *_) -> None:
+        """Annotate here next: the model's disagreement with itself, and its most uncertain windows."""
+        from ..inference.uncertainty import uncertainty
+
+        layer = self._chosen_image("Annotate here next")
+        try:
+            if layer is None:
+                return
+            data = image_data(layer)
+            plane = np.asarray(data[int(self.viewer.dims.current_step[0])] if len(plane_shape_of(layer)) == 3
+                               else data)
+            model = self.model.load("cpu")
+        except (ValueError, TypeError, OSError) as error:
+            report_error(error, "Annotate here next", self.controls.status)
+            return
+
+        def job():
+            yield from ()
+            return uncertainty(plane, model, axes="YXC" if layer.rgb else "YX")
+
+        self.controls.status.value = f"looking for where {model.name!r} is unsure on {layer.name}…"
+        self.start_job("Annotate here next", job, on_yield=lambda _: None,
+                       on_return=lambda result: self._show_uncertainty(layer, result))
+
+    def _show_uncertainty(self, layer, result) -> None:
+        show_owned(self.viewer, "uncertainty", layer.name, f"{layer.name} uncertainty", result.disagreement,
+                   kind="image", colormap="inferno", blending="additive", contrast_limits=(0, 0.5),
+                   scale=layer.scale[-2:], translate=layer.translate[-2:])
+        boxes = [region[:4] for region in result.regions]
+        regions = new_regions_layer(self.viewer, layer, boxes, name=f"{layer.name} annotate here next",
+                                    text={"string": "{rank}", "color": "yellow", "size": 14})
+        self._use(regions=regions)
+        report(f"the {len(boxes)} most uncertain areas of {layer.name} are now the training regions "
+               "(1 = least sure): correct the segmentation there, then fine-tune", self.controls.status)
 
     def pairs(self) -> list[Pair]:
         """The 2-D training samples; ValueError explains unusable inputs before any run."""
-        from ..training.annotations import check_annotation
-
-        pairs = []
-        for image_layer, annotation, regions in self._layer_pairs():
-            image, painted = image_data(image_layer), annotation.data
-            plane_shape = image.shape[:-1] if image_layer.rgb else image.shape
-            if tuple(painted.shape) != tuple(plane_shape):
-                raise ValueError(f"annotation {annotation.name!r} has shape {tuple(painted.shape)} but image "
-                                 f"{image_layer.name!r} is {tuple(plane_shape)}: make one with "
-                                 f"'New annotation layer'")
-            stacked = len(plane_shape) == 3
-            for plane in range(plane_shape[0]) if stacked else [None]:
-                labels = np.asarray(painted[plane] if stacked else painted)
-                if not labels.any():
-                    continue
-                boxes = None if regions is None else rectangles(regions, labels.shape, plane)
-                where = f" (plane {plane})" if stacked else ""
-                if boxes is not None and not boxes:
-                    raise ValueError(f"training regions {regions.name!r} hold no rectangle{where} where "
-                                     f"{annotation.name!r} has cells: draw one around the annotated cells")
-                plane_image = np.asarray(image[plane] if stacked else image)
-                check_annotation(plane_image, labels, boxes, image_name=f"image {image_layer.name!r}{where}",
-                                 labels_name=f"annotation {annotation.name!r}{where}")
-                pairs.append(Pair(plane_image, labels, boxes))
-        if not pairs:
-            raise ValueError("the annotation is empty: paint a few cells (each stroke that starts outside a cell "
-                             "paints a new one)")
-        return pairs
+        return training_pairs(self.viewer, self.image.value, self.annotation_layer.value, self.regions.value,
+                              self.all_pairs.value)
 
     def add_weight_map(self, *_) -> None:
         """The per-pixel loss weights of the first annotated image (0 where nothing is learned)."""
@@ -236,35 +223,35 @@ class FinetuneWidget(WorkerOwner, Container):
             pair = self.pairs()[0]
             weights = training_weight_map(pair.labels, regions=pair.regions)
         except ValueError as error:
-            report_error(error, "Show weight map")
+            report_error(error, "Show weight map", self.controls.status)
             return
         source = self.annotation_layer.value.name
         show_owned(self.viewer, "weights", source, f"{source} weights", weights, kind="image",
                    colormap="inferno", blending="additive")
 
-    def add_augmentation_preview(self, *_) -> None:
-        """Four augmented versions of the first annotated image, as the network sees them."""
+    def preview_augmentation(self, *_) -> None:
+        """Four augmented versions of the first annotated image, as the network sees them, in a
+        small window of their own: the viewer's layers and sliders stay as they are."""
         from ..training.augment import preview_augmentations
+        from ._augment_preview import AugmentationPreview
 
         try:
             pair = self.pairs()[0]
             samples = preview_augmentations(np.asarray(pair.image, dtype=np.float32), pair.labels, n=4)
         except ValueError as error:
-            report_error(error, "Preview augmentation")
+            report_error(error, "Preview augmentation", self.controls.status)
             return
-        source = self.annotation_layer.value.name
-        rgb = samples[0].image.ndim == 3
-        show_owned(self.viewer, "augmented images", source, "augmented images",
-                   np.stack([sample.image for sample in samples]), kind="image", rgb=rgb)
-        show_owned(self.viewer, "augmented labels", source, "augmented labels",
-                   np.stack([sample.labels for sample in samples]).astype(np.uint32))
+        if self.augmentation_preview is None:
+            self.augmentation_preview = AugmentationPreview(self.native)
+        self.augmentation_preview.show_samples(samples, self.annotation_layer.value.name)
 
     # -- training -----------------------------------------------------------------------
 
     def config(self):
         from ..config import TrainConfig
 
-        return TrainConfig(iterations=int(self.iterations.value), learning_rate=float(self.learning_rate.value))
+        return TrainConfig(minutes=float(self.minutes.value), iterations=int(self.iterations.value),
+                           learning_rate=self.learning_rate.number())
 
     def run(self, *_) -> None:
         """Check the annotations (explained before anything starts), then fine-tune in a worker."""
@@ -273,17 +260,17 @@ class FinetuneWidget(WorkerOwner, Container):
             config = self.config()
             model = self.model.load("cpu")
         except (ValueError, TypeError, OSError) as error:
-            report_error(error, "Fine-tune")
+            report_error(error, "Fine-tune", self.controls.status)
             return
         window, self._window_origin = (None, None)
         if self.live_preview.value:
             window, self._window_origin = self._preview_window()
         self.loss_plot.clear()
-        self._last_step = None
-        self.controls.progress.max = config.iterations
+        self._last_step, self._eta = None, RemainingTime()
+        self.controls.progress.max = int(60 * config.minutes)  # seconds of the time budget
         self.controls.progress.value = 0
         self.controls.status.value = "preparing the annotations…"
-        every = max(5, config.iterations // 20)
+        every = 25
         self.start_job("Fine-tune", finetune_job, model, pairs, config, window, every,
                        on_yield=self._show, on_return=self._finished)
         self.worker.aborted.connect(self._cancelled)
@@ -308,14 +295,19 @@ class FinetuneWidget(WorkerOwner, Container):
 
     def _show(self, item) -> None:
         """Main thread: loss curve, progress, ETA, notices and the live preview layer."""
-        from ..events import Notice, TrainStep
+        from ..events import Notice, TrainStep, Validation
 
         if isinstance(item, TrainStep):
             self._last_step = item
             self.loss_plot.append(item.loss)
-            self.controls.progress.value = item.step
-            self.controls.status.value = (f"step {item.step}/{item.iterations}   loss {item.loss:.3f}   "
-                                          f"ETA {format_seconds(item.eta)}")
+            self.controls.progress.value = min(int(item.elapsed), self.controls.progress.max)
+            left = self._eta.update(item.step, item.iterations, item.elapsed)
+            if left is not None:  # the time budget ends the run at the latest
+                left = min(left, max(0.0, self.controls.progress.max - item.elapsed))
+            eta = "estimating the time left…" if left is None else f"ETA {format_seconds(left)}"
+            self.controls.status.value = f"step {item.step}/{item.iterations}   loss {item.loss:.3f}   {eta}"
+        elif isinstance(item, Validation):
+            self.loss_plot.add_validation(item.step, item.metrics["loss"])
         elif isinstance(item, Notice):
             report(f"Fine-tune: {item.message}")
         elif isinstance(item, Preview):
@@ -330,16 +322,20 @@ class FinetuneWidget(WorkerOwner, Container):
         name = registry.add(f"{self.model_name.value or 'fine-tuned'}{suffix}", model)
         model.name = name
         self.trained = model
-        self.save.enabled = True
-        self.controls.status.value = f"model {name!r} is ready in Segment and Batch segment"
-        report(f"Fine-tune: model {name!r} added to the model lists")
+        self.save.enabled = self.export.enabled = True
+        report(f"Fine-tune: model {name!r} is ready in Segment and Batch segment", self.controls.status)
+        # the next round (segment, correct, fine-tune again) starts from this one, under the next name
+        self.model.select(name)
+        self.model_name.value = next_round_name(self.model_name.value or "my cells")
 
     def _finished(self, finished) -> None:
-        if finished.reason == "completed":
+        if finished.reason == "completed" and finished.collapsed:
+            self._register(finished.model, " (finds no cells)")
+            report_error(RuntimeError(finished.message), "Fine-tune", self.controls.status)
+        elif finished.reason == "completed":
             self._register(finished.model)
         else:  # diverged: nothing is registered, the previous model stays selected everywhere
-            report_error(RuntimeError(finished.message), "Fine-tune")
-            self.controls.status.value = f"failed: {finished.message}"
+            report_error(RuntimeError(finished.message), "Fine-tune failed", self.controls.status)
 
     def _cancelled(self) -> None:
         """Keep what was learned so far, under a name that says so."""
@@ -359,7 +355,8 @@ class FinetuneWidget(WorkerOwner, Container):
         from ..models import save_model
 
         if self.trained is None:
-            report_error(ValueError("nothing to save yet: fine-tune a model first"), "Save model")
+            report_error(ValueError("nothing to save yet: fine-tune a model first"), "Save model",
+                         self.controls.status)
             return None
         path = Path(self.save_path.value)
         if path.suffix != ".safetensors":
@@ -369,9 +366,9 @@ class FinetuneWidget(WorkerOwner, Container):
         try:
             save_model(self.trained, path)
         except (ValueError, OSError) as error:
-            report_error(error, "Save model")
+            report_error(error, "Save model", self.controls.status)
             return None
-        report(f"Fine-tune: saved {path}")
+        report(f"Fine-tune: saved {path}", self.controls.status)
         return path
 
 

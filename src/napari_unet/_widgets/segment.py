@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, SpinBox
 from napari.layers import Image
 
+from . import _tooltips as tips
+from ._controls import Advanced, ScrollingDock
 from ._image_options import ImageOptions
 from ._layers import LayerPicker, image_data, layer_axes, show_owned, view_position
 from ._registry import ModelPicker
@@ -18,8 +20,7 @@ LABELS_ROLE = "labels"
 PROBABILITY_CLASSES = (("interior", "green"), ("boundary", "magenta"))
 # how touching cells are split (napari_unet.probabilities_to_labels ``seeds``)
 SPLIT_CHOICES = [("at the neck (round cells)", "distance"), ("on predicted boundary only (rods)", "interior")]
-SPLIT_TOOLTIP = ("round cells: touching cells are also split at the neck between them; rods and filaments: "
-                 "only where the network predicts a boundary")
+PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 
 
 @dataclass(frozen=True)
@@ -80,28 +81,29 @@ def prune_levels(model) -> list[str]:
     return [ACCURATE] + pruned
 
 
-class SegmentWidget(WorkerOwner, Container):
+class SegmentWidget(WorkerOwner, ScrollingDock):
     """Dock widget: image + model -> a ``<image> labels`` layer, filled while it is computed."""
 
     def __init__(self, napari_viewer):
         from ..devices import available_devices
 
         self.viewer = napari_viewer
-        self.image = LayerPicker(napari_viewer, Image, "image")
+        self.image = LayerPicker(napari_viewer, Image, "image", tooltip=tips.IMAGE)
         self.model = ModelPicker()
         self.image_options = ImageOptions()
-        self.tile_size = SpinBox(label="tile size", value=0, min=0, max=8192, step=64,
-                                 tooltip="output pixels per tile edge; 0 = automatic (512 CPU, 1024 GPU)")
-        self.device = ComboBox(label="device", choices=available_devices(), value="auto")
-        self.precision = ComboBox(label="precision", choices=["auto", "fp32", "bf16", "fp16"], value="auto",
-                                  tooltip="auto: bf16 where the hardware runs it natively, else fp32")
+        self.split = ComboBox(label="split touching", choices=SPLIT_CHOICES, value="distance", tooltip=tips.SPLIT)
+        self.tile_size = SpinBox(label="tile size (px)", value=0, min=0, max=8192, step=64, tooltip=tips.TILE_SIZE)
+        self.device = ComboBox(label="device", choices=available_devices(), value="auto", tooltip=tips.DEVICE)
+        self.precision = ComboBox(label="precision", choices=PRECISIONS, value="auto", tooltip=tips.PRECISION)
         self.prune_level = ComboBox(label="UNet++ level", choices=[ACCURATE], value=ACCURATE, enabled=False,
-                                    tooltip="a pruned UNet++ (L1 fastest) trades accuracy for speed")
-        self.split = ComboBox(label="split touching", choices=SPLIT_CHOICES, value="distance", tooltip=SPLIT_TOOLTIP)
-        self.with_probabilities = CheckBox(text="also add class probabilities", value=False)
-        self.controls = RunControls("Segment")
-        super().__init__(widgets=[self.image, self.model, self.image_options, self.split, self.tile_size, self.device,
-                                  self.precision, self.prune_level, self.with_probabilities, self.controls])
+                                    tooltip=tips.PRUNE_LEVEL)
+        self.with_probabilities = CheckBox(text="also add class probabilities", value=False,
+                                           tooltip=tips.PROBABILITIES)
+        self.advanced = Advanced([self.tile_size, self.device, self.precision, self.prune_level,
+                                  self.with_probabilities], tooltip=tips.ADVANCED)
+        self.controls = RunControls("Segment", tips.SEGMENT_RUN)
+        super().__init__(widgets=[self.image, self.model, self.image_options, self.split, self.advanced,
+                                  self.controls])
         self.labels_layer = None
         self.controls.run.changed.connect(self.run)
         self.controls.cancel.changed.connect(self.cancel)
@@ -149,7 +151,7 @@ class SegmentWidget(WorkerOwner, Container):
             layer, image, config, model = self._inputs()
             layout = describe_image(image, axes=config.axes)
         except (ValueError, TypeError, OSError) as error:
-            report_error(error, "Segment")
+            report_error(error, "Segment", self.controls.status)
             return
         self.source = layer.name
         self.labels_layer = show_owned(self.viewer, LABELS_ROLE, layer.name, f"{layer.name} labels",
@@ -172,7 +174,7 @@ class SegmentWidget(WorkerOwner, Container):
         try:
             layer, image, config, model = self._inputs()
         except (ValueError, TypeError, OSError) as error:
-            report_error(error, "Estimate")
+            report_error(error, "Estimate", self.controls.status)
             return
 
         def job():
@@ -220,8 +222,7 @@ class SegmentWidget(WorkerOwner, Container):
         if self._probabilities:
             self._add_probabilities()
         count = result.objects if result is not None else int(np.asarray(layer.data).max())
-        self.controls.status.value = f"{self.source}: {count} cells"
-        report(f"Segment: {self.source} done, {count} cells")
+        report(f"Segment: {self.source} done, {count} cells", self.controls.status)
 
     def _add_probabilities(self) -> None:
         keys = sorted(self._probabilities, key=lambda plane: -1 if plane is None else plane)
