@@ -6,6 +6,7 @@ from .inference.segment import iter_segment, predict_probabilities, predict_tile
 from .inference.uncertainty import uncertainty
 from .metrics import evaluate
 from .models import ModelFileError, SegmentationModel, create_model, list_models, load_model, save_model
+from .interop.bioimageio import export_bioimageio
 from .training.loop import finetune, iter_finetune
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "create_model",
     "estimate_diameter",
     "evaluate",
+    "export_bioimageio",
     "finetune",
     "iter_finetune",
     "iter_segment",

@@ -11,8 +11,10 @@ group on shared lab storage), not the private ones of a temporary file.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ _FORMAT_OF_SUFFIX = {".tif": "TIFF", ".tiff": "TIFF", ".npy": "NPY", ".png": "PN
 def output_stem(path) -> str:
     """File name without its image suffix (``a.ome.tif`` -> ``a``, ``cells.v2.tif`` -> ``cells.v2``)."""
     name = Path(path).name
-    for suffix in (".ome.tiff", ".ome.tif"):
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
@@ -102,6 +104,79 @@ def read_image(path) -> np.ndarray:
         raise ValueError(f"{path}: cannot be read as {kind} ({one_line_message(error)})") from None
 
 
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value: files compare by identity
+class ImageFile:
+    """An image file's pixels and what its metadata says about them.
+
+    Attributes
+    ----------
+    data : ndarray or dask array
+        As stored, axes of length 1 (other than Y, X) dropped when the axes are known;
+        lazy (dask) for OME-Zarr, CZI, ND2 and LIF, so large files are read chunk by chunk.
+    axes : str or None
+        One letter per axis of ``data`` from "TZCYX" (what
+        :attr:`napari_unet.PredictConfig.axes` takes), from OME / ImageJ / OME-Zarr / bioio
+        metadata; None: the file does not say (the axes are then guessed from the shape).
+    pixel_size : dict or None
+        Micrometres per pixel along "X", "Y" and "Z" as far as the file says; None: unknown.
+    """
+
+    data: object
+    axes: str | None = None
+    pixel_size: dict | None = None
+
+
+def is_image_path(path) -> bool:
+    """Whether ``path`` is something :func:`read_image_file` reads (by its name, or a zarr folder)."""
+    from .formats import BIOIO_SUFFIXES, is_zarr_folder
+
+    path = Path(path)
+    if path.is_dir():
+        return is_zarr_folder(path)
+    return path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES + BIOIO_SUFFIXES
+
+
+def read_image_file(path) -> ImageFile:
+    """Read an image file with its axes and pixel size.
+
+    TIFF (OME and ImageJ metadata honoured: channels, Z, T, pixel size), OME-Zarr folders
+    (``pip install "napari-unet[zarr]"``), CZI, ND2 and LIF (``pip install
+    "napari-unet[formats]"``), and everything :func:`read_image` reads (axes None).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    ImageFile
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        Unreadable, unsupported, or a reader that is not installed (the message names the
+        extra to install); the one-line message starts with the path.
+    """
+    from . import formats
+
+    path = Path(path)
+    if path.is_dir() and formats.is_zarr_folder(path):
+        return formats.read_ome_zarr(path)
+    if path.suffix.lower() in formats.BIOIO_SUFFIXES and path.is_file():
+        return formats.read_bioio(path)
+    data = read_image(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return ImageFile(data=data)
+    try:
+        return formats.read_tiff_file(path)
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - metadata of any kind can be damaged
+        raise ValueError(f"{path}: cannot read its TIFF metadata ({one_line_message(error)})") from None
+
+
 def atomic_write(path, write: Callable[[str], None]) -> Path:
     """Call ``write(temporary_path)``, then move the finished file to ``path``.
 
@@ -123,6 +198,41 @@ def atomic_write(path, write: Callable[[str], None]) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write_folder(path, write: Callable[[str], None]) -> Path:
+    """Call ``write(temporary_folder)``, then move the finished folder to ``path``.
+
+    The folder (e.g. an OME-Zarr image) takes its name only once every file in it is
+    written, with the permissions the umask allows; a folder already at ``path`` is
+    replaced then. On any failure the temporary folder is removed and ``path`` is left as
+    it was.
+    """
+    path = Path(path)
+    temporary = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    aside = None  # where a folder already at ``path`` waits until the new one is in place
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        write(temporary)
+        for root, _, files in os.walk(temporary):
+            os.chmod(root, 0o777 & ~umask)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o666 & ~umask)
+        if path.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, aside / "previous")
+        os.replace(temporary, path)
+    except BaseException:
+        if aside is not None and (aside / "previous").exists():
+            os.replace(aside / "previous", path)
+        shutil.rmtree(temporary, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     return path
 
 

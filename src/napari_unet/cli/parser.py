@@ -12,7 +12,8 @@ from pathlib import Path
 from .. import __version__
 from ..config import PRECISIONS, SEEDS, SegmentConfig, TrainConfig
 from .common import positive_float, positive_int
-from .segment import command_demo, command_models, command_segment
+from .export import command_export
+from .segment import LABEL_FORMATS, command_demo, command_models, command_segment
 from .train import InOrder, command_evaluate, command_finetune, command_pretrain, command_weights
 
 # fine-tuning runs for a time budget unless a step count is asked for
@@ -58,8 +59,9 @@ def _add_segment_parser(commands) -> None:
                                   description="Segment images into instance labels, one <name>_labels.tif per "
                                               "image, and a summary.csv of every input in --out.")
     segment.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                         help="image files (.tif, .png, .jpg, .bmp, .npy), folders of them, or quoted patterns "
-                              "such as 'data/*.tif'")
+                         help="image files (.tif and OME-TIFF, .png, .jpg, .bmp, .npy; OME-Zarr folders with "
+                              "napari-unet[zarr]; .czi, .nd2, .lif with napari-unet[formats]), folders of them, or "
+                              "quoted patterns such as 'data/*.tif'")
     segment.add_argument("--out", type=Path, required=True, help="output folder (created if needed)")
     segment.add_argument("--overwrite", action="store_true",
                          help="replace results already in --out (default: refuse and report those images)")
@@ -80,6 +82,10 @@ def _add_segment_parser(commands) -> None:
     segment.add_argument("--seeds", choices=SEEDS, default=default.seeds,
                          help="how touching cells are split: distance (at the neck between them, the default) "
                               "or interior (only along a predicted boundary; for rods and filaments)")
+    segment.add_argument("--labels-format", choices=LABEL_FORMATS, default="tif",
+                         help="tif: one <name>_labels.tif (the default); ome-zarr: <name>_labels.ome.zarr written "
+                              "chunk by chunk for images larger than memory (ids unique per plane, not sequential; "
+                              "needs napari-unet[zarr])")
     segment.add_argument("--scheduler", metavar="ADDRESS",
                          help="run on this dask.distributed scheduler (e.g. tcp://host:8786), chunk by chunk")
     _add_image_options(segment)
@@ -165,6 +171,27 @@ def _add_other_parsers(commands) -> None:
     pretrain.set_defaults(run=command_pretrain)
 
 
+def _add_export_parser(commands) -> None:
+    export = commands.add_parser(
+        "export", help="write a model as a bioimage.io package (Fiji/deepImageJ, ilastik, bioimage.io)",
+        description="Write a model as a bioimage.io model package (spec 0.5): pytorch_state_dict and torchscript "
+                    "weights, test tensors, pre-processing and a model card. napari-unet loads it back with "
+                    "--model NAME.zip. See docs/interoperability.md.")
+    export.add_argument("model", metavar="MODEL", help="shipped model name or .safetensors file")
+    export.add_argument("--out", type=Path, required=True, help="package to write (NAME.zip)")
+    export.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    export.add_argument("--name", help="package name (default: the model's name)")
+    export.add_argument("--description", help="one sentence on what the model segments (default: a generic one)")
+    export.add_argument("--author", action="append", metavar="NAME",
+                        help="a person who made the model (repeatable; bioimage.io asks for one before upload)")
+    export.add_argument("--license", default="BSD-3-Clause",
+                        help="SPDX identifier of the weights' licence (default: BSD-3-Clause, napari-unet's)")
+    export.add_argument("--test-image", type=Path, metavar="IMAGE",
+                        help="(Y, X) or RGB image whose middle becomes the package's test input (default: the "
+                             "bundled sample image)")
+    export.set_defaults(run=command_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-unet", description="U-Net cell segmentation from the command line.")
     parser.add_argument("--version", action="version", version=f"napari-unet {__version__}")
@@ -172,4 +199,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment_parser(commands)
     _add_finetune_parser(commands)
     _add_other_parsers(commands)
+    _add_export_parser(commands)
     return parser

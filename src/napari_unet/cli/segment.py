@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import sys
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from .common import EXIT_INPUT_ERROR, CommandError, Progress, load_model_option,
 SUMMARY = "summary.csv"
 SUMMARY_FIELDS = ("file", "status", "objects", "diameter_px", "diameter_from", "modality", "axes", "seconds",
                   "labels")
+# how labels (and probabilities) are written: one TIFF in memory, or OME-Zarr chunk by chunk
+LABEL_FORMATS = ("tif", "ome-zarr")
 
 
 @dataclass(frozen=True)
@@ -28,18 +31,24 @@ class SegmentJob:
     scheduler: str | None = None
     rois: bool = False
     outlines: bool = False
+    labels_format: str = "tif"
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files named, the images in folders named (sorted, not recursive) and quoted globs."""
+    """Files named, the images in folders named (sorted, not recursive) and quoted globs.
+
+    An OME-Zarr folder is one image, never a folder of images."""
+    from ..formats import is_zarr_folder
+    from ..io import is_image_path
+
     paths: list[Path] = []
     for item in inputs:
         text = str(item)
-        if item.is_dir():
-            images = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+        if item.is_dir() and not is_zarr_folder(item):
+            images = sorted(p for p in item.iterdir() if is_image_path(p))
             paths.extend(images or [item])  # an empty folder is reported, not skipped silently
         elif not item.exists() and glob.has_magic(text):
-            matched = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+            matched = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file() or is_zarr_folder(p))
             paths.extend(matched if matched else [item])
         else:
             paths.append(item)
@@ -48,7 +57,8 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
 
 def _outputs(path: Path, job: SegmentJob) -> list[Path]:
     stem = output_stem(path)
-    names = [f"{stem}_labels.tif"] + ([f"{stem}_probabilities.tif"] if job.probabilities else [])
+    kind = ".ome.zarr" if job.labels_format == "ome-zarr" else ".tif"
+    names = [f"{stem}_labels{kind}"] + ([f"{stem}_probabilities{kind}"] if job.probabilities else [])
     names += ([f"{stem}_rois.zip"] if job.rois else []) + ([f"{stem}_outlines.txt"] if job.outlines else [])
     return [job.out / name for name in names]
 
@@ -103,16 +113,22 @@ def _segment_on_cluster(image, model, job: SegmentJob):
 
 def segment_file(path: Path, model, job: SegmentJob) -> dict:
     """Segment one file into ``job.out``; returns its summary row. Raises for unusable input."""
-    from ..io import read_image, write_tiff
+    from ..formats import is_zarr_folder
+    from ..io import read_image_file, write_tiff
 
-    if path.is_dir():
-        raise ValueError(f"{path}: a folder with no image files ({', '.join(SUPPORTED_SUFFIXES)})")
+    if path.is_dir() and not is_zarr_folder(path):
+        raise ValueError(f"{path}: a folder with no image files ({', '.join(SUPPORTED_SUFFIXES)}, OME-Zarr, ...)")
     outputs = _outputs(path, job)
     existing = [p for p in outputs if p.exists()]
     if existing and not job.overwrite:
         raise ValueError(f"{existing[0]} exists; pass --overwrite to replace it")
-    image = read_image(path)
+    file = read_image_file(path)
+    image = file.data
+    # the axes the file declares (OME-TIFF, ImageJ, OME-Zarr, CZI, ...) unless --axes says otherwise
+    job = dataclasses.replace(job, config=job.config if job.config.axes else job.config.replace(axes=file.axes))
     row = {"file": str(path), "status": "ok", "labels": str(outputs[0])}
+    if job.labels_format == "ome-zarr":
+        return row | _segment_to_zarr(file, model, job, outputs)
     if job.scheduler:
         labels, probabilities = _segment_on_cluster(image, model, job)
         row.update(objects=int(labels.max()) if labels.ndim == 2 else "")
@@ -130,6 +146,25 @@ def segment_file(path: Path, model, job: SegmentJob) -> dict:
     return row
 
 
+def _segment_to_zarr(file, model, job: SegmentJob, outputs: list[Path]) -> dict:
+    """Labels (and probabilities) written as OME-Zarr chunk by chunk: the image is never whole in memory.
+
+    Ids are unique per plane but not sequential, and Z planes are labelled one by one
+    (:func:`napari_unet.segment_lazy`)."""
+    from ..formats import write_ome_zarr
+    from ..inference.chunked import predict_lazy, segment_lazy
+    from ..inference.layout import describe_image
+
+    layout = describe_image(file.data, axes=job.config.axes)
+    axes = (layout.stack_axis or "") + "YX"
+    write_ome_zarr(outputs[0], segment_lazy(file.data, model, job.config), axes, pixel_size=file.pixel_size,
+                   labels=True, chunk_size=job.config.chunk_size)
+    if job.probabilities:
+        write_ome_zarr(outputs[1], predict_lazy(file.data, model, job.config), "C" + axes,
+                       pixel_size=file.pixel_size, chunk_size=job.config.chunk_size)
+    return {"objects": "", "axes": layout.axes, "written": outputs}
+
+
 def _write_outlines(labels, outputs: list[Path], job: SegmentJob) -> None:
     from ..outlines import write_imagej_rois, write_outline_text
 
@@ -141,14 +176,14 @@ def _write_outlines(labels, outputs: list[Path], job: SegmentJob) -> None:
 
 
 def _describe(row: dict) -> str:
-    parts = [f"{row['objects']} objects"]
+    parts = [f"{row['objects']} objects"] if row.get("objects", "") != "" else []
     if row.get("diameter_px"):
         parts.append(f"diameter {row['diameter_px']} px ({row['diameter_from']})")
     if row.get("modality"):
         parts.append(row["modality"])
     if row.get("seconds"):
         parts.append(f"{row['seconds']} s")
-    return f"{row['file']}: " + ", ".join(parts) + " -> " + ", ".join(str(p) for p in row["written"])
+    return f"{row['file']}: " + (", ".join(parts) or "segmented") + " -> " + ", ".join(str(p) for p in row["written"])
 
 
 def write_summary(out: Path, rows: list[dict]) -> Path:
@@ -202,7 +237,23 @@ def _precision_notice(config: SegmentConfig) -> None:
         print(f"note: --precision {config.precision}: {notice}", file=sys.stderr)
 
 
+def _check_labels_format(args) -> None:
+    """OME-Zarr output: zarr is installed, and no option needs the labels in memory."""
+    import importlib.util
+
+    if args.labels_format != "ome-zarr":
+        return
+    if args.save_rois or args.save_outlines:
+        raise CommandError("--save-rois and --save-outlines need the labels in memory: use them with "
+                           "--labels-format tif")
+    if importlib.util.find_spec("zarr") is None:
+        from ..formats import ZARR_EXTRA
+
+        raise CommandError(f"--labels-format ome-zarr needs the zarr package: {ZARR_EXTRA}")
+
+
 def command_segment(args) -> int:
+    _check_labels_format(args)
     config = _config(args)
     model = load_model_option(args.model, config.device, args.prune_level)
     paths = expand_inputs(args.inputs)
@@ -211,7 +262,7 @@ def command_segment(args) -> int:
     _precision_notice(config)
     job = SegmentJob(out=output_folder(args.out), config=config, probabilities=args.probabilities,
                      overwrite=args.overwrite, scheduler=args.scheduler, rois=args.save_rois,
-                     outlines=args.save_outlines)
+                     outlines=args.save_outlines, labels_format=args.labels_format)
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         return segment_files(paths, model, job)

@@ -285,7 +285,7 @@ def load_model(name_or_path, device: str = "auto") -> SegmentationModel:
         name_or_path.network.to(resolve_device(device))
         return name_or_path
     path = resolve_model_path(name_or_path)
-    from .bioimageio import is_package, read_package_model
+    from .package import is_package, read_package_model
 
     if is_package(path):
         return model_from_bytes(read_package_model(path), device, source=path)

@@ -255,8 +255,11 @@ class _Training:
         augmentation = self.sampler.augment
         return {
             "kind": "finetune",
+            # the how-many-th fine-tuning round of this lineage of weights
+            "round": sum(entry.get("kind") == "finetune" for entry in self.model.history) + 1,
             "outcome": outcome,
             "steps": steps,
+            "seconds": round(time.perf_counter() - self.started, 1),
             "final_loss": float(np.mean(self.recent)) if self.recent else None,
             "annotated_cells": int(sum(np.unique(a.labels[a.labels > 0]).size for a in self.annotations)),
             "annotated_diameter": self.diameter,
