@@ -120,3 +120,17 @@ def test_huge_planes_are_segmented_chunk_by_chunk(tiny_model, rng, monkeypatch):
     assert calls
     expected = sequential_labels(segment_lazy(image, tiny_model, device="cpu", chunk_size=64).compute())
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_rescaled_chunks_read_only_what_they_borrow(tiny_model, rng):
+    """Chunks of a rescaled image, with several tiles each: the tiles stay within the context
+    a chunk borrows from its neighbours, and the result is the eager one."""
+    tiny_model.diameter = 20.0
+    image = rng.random((300, 330)).astype(np.float32)
+    for diameter in (11.0, 13.5, 37.0):
+        eager = nu.predict_probabilities(image, tiny_model, device="cpu", precision="fp32", diameter=diameter,
+                                         tile_size=48)
+        lazy = predict_lazy(image, tiny_model, device="cpu", precision="fp32", diameter=diameter, tile_size=48,
+                            chunk_size=96)
+        assert len(lazy.chunks[1]) > 1
+        np.testing.assert_array_equal(lazy.compute(), eager)

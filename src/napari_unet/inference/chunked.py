@@ -102,9 +102,12 @@ def _chunking(reading: Reading, axis: int, chunk_size: int) -> _Chunking:
                   network.receptive_radius(level))
     back = int(4 * antialias_sigma(1 / factor) + 0.5) + 2 if reading.rescaled else 0
     forward = int(4 * antialias_sigma(factor) + 0.5) + 2 if reading.rescaled else 0
-    # a region's last tile reads at most one alignment past the region (tiles are planned on it)
-    depth = int(math.ceil((context + 2 * alignment + back + 2) / factor)) + forward + 2
-    size = round_up(max(int(chunk_size), depth), alignment)
+    size = round_up(max(int(chunk_size), int(math.ceil((context + 2 * alignment + back + 2) / factor))), alignment)
+    # tiles split a chunk's region evenly (runner.even_step): the last reads less than one
+    # alignment per tile past the region
+    tiles = -(-int(math.ceil(size * factor + 2 * back + 2 * alignment)) // geometry.step) + 1
+    depth = int(math.ceil((context + (tiles + 1) * alignment + back + 2) / factor)) + forward + 2
+    size = round_up(max(size, depth), alignment)
     bounds = list(range(0, extent, size)) + [extent]
     if len(bounds) > 2 and bounds[-1] - bounds[-2] < depth:
         del bounds[-2]  # fold a short last chunk into its neighbour (dask borrows depth pixels)

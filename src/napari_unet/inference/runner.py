@@ -128,6 +128,14 @@ def automatic_tiling(network, device: torch.device, precision: str, free_bytes: 
     return tile, max(1, min(fitting, MAX_BATCH.get(device.type, 1)))
 
 
+def even_step(step: int, extent: int, alignment: int) -> int:
+    """The step that covers ``extent`` with as many tiles as ``step`` needs, but evenly: the
+    last tile then reaches less than ``tiles * alignment`` past the end (no wasted compute,
+    and a chunk's tiles never read far beyond the chunk)."""
+    tiles = -(-extent // step)
+    return min(step, round_up(-(-extent // tiles), alignment))
+
+
 @dataclass(frozen=True)
 class TilePlan:
     """Tile step per axis, the geometry of each axis, and tiles per forward pass."""
@@ -145,7 +153,7 @@ def plan_tiling(network, shape: tuple[int, int], device: torch.device, precision
     """Tile steps for a plane of ``shape`` (requested, or from the free memory), capped at the plane."""
     alignment = network.alignment(prune_level)
     default, automatic_batch = automatic_tiling(network, device, precision, free_memory_bytes(device))
-    steps = tuple(tile_step(tile_size, extent, alignment, default) for extent in shape)
+    steps = tuple(even_step(tile_step(tile_size, extent, alignment, default), extent, alignment) for extent in shape)
     geometry = tuple(axis_geometry(network, step, prune_level) for step in steps)
     return TilePlan(steps=steps, geometry=geometry, batch_size=batch_size or automatic_batch)
 
