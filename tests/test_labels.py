@@ -384,3 +384,31 @@ def test_segment_gives_3d_objects_for_z_and_frames_for_t(tiny_model, monkeypatch
     assert len(np.unique(frames)) - 1 < sum(int(f.max()) for f in frames)
     flat = nu.segment(stack, tiny_model, device="cpu", axes="ZYX", min_size=1, stitch=False)
     np.testing.assert_array_equal(flat, frames)
+
+
+def test_a_stricter_foreground_threshold_draws_cells_tighter():
+    yy, xx = np.indices((40, 40))
+    radius = np.hypot(yy - 20, xx - 20)
+    probabilities = np.zeros((3, 40, 40), np.float32)
+    probabilities[1] = np.clip(1.2 - radius / 8, 0, 1)  # interior fading out from the centre
+    probabilities[0] = 1 - probabilities[1]
+    loose = probabilities_to_labels(probabilities, min_size=1)
+    tight = probabilities_to_labels(probabilities, min_size=1, foreground=0.8)
+    assert loose.max() == tight.max() == 1
+    assert np.count_nonzero(tight) < np.count_nonzero(loose)
+    assert not (tight & ~loose.astype(bool)).any()
+    with pytest.raises(ValueError, match="foreground must be in"):
+        probabilities_to_labels(probabilities, foreground=1.0)
+
+
+def test_segment_uses_the_models_calibrated_foreground(tiny_model, monkeypatch):
+    from napari_unet.inference import segment as segmenting
+
+    seen = []
+    original = segmenting.probabilities_to_labels
+    monkeypatch.setattr(segmenting, "probabilities_to_labels",
+                        lambda p, **options: seen.append(options["foreground"]) or original(p, **options))
+    tiny_model.foreground = 0.8
+    nu.segment(np.zeros((24, 24), np.float32), tiny_model, device="cpu")
+    nu.segment(np.zeros((24, 24), np.float32), tiny_model, device="cpu", foreground=0.6)
+    assert seen == [0.8, 0.6]

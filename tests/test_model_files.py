@@ -145,6 +145,7 @@ def _nan_weights(path):
     (_nan_weights, "NaN"),
     (lambda p: _edit_document(p, diameter=-3), "diameter must be a positive number"),
     (lambda p: _edit_document(p, diameter="big"), "diameter must be a positive number"),
+    (lambda p: _edit_document(p, foreground=1.5), "foreground must be a probability"),
 ])
 def test_damaged_files_give_a_clear_error(damage, message, tiny_model_file):
     damage(tiny_model_file)

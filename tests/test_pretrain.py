@@ -88,6 +88,7 @@ def test_pretrain_writes_a_model_with_its_diameter_and_data(annotated_folder, tm
     assert loaded.diameter == TINY.diameter == model.diameter
     assert loaded.config.in_channels == 3
     assert loaded.diameter_bias == model.diameter_bias > 0
+    assert loaded.foreground == model.foreground and 0.5 <= loaded.foreground <= 0.96
     entry = loaded.history[-1]
     assert entry["kind"] == "pretrain" and entry["outcome"] == "completed"
     assert entry["data"]["split"] == "train" and "img4" not in entry["data"]["fit_ids"]

@@ -1,5 +1,6 @@
 from .config import ModelConfig, Normalization, PredictConfig, SegmentConfig, TrainConfig
-from .inference.chunked import label_lazy, predict_lazy, segment_lazy
+from .inference.chunk_labels import label_lazy
+from .inference.chunked import predict_lazy, segment_lazy
 from .inference.reading import estimate_diameter
 from .inference.labels import probabilities_to_labels
 from .inference.segment import iter_segment, predict_probabilities, predict_tiles, segment

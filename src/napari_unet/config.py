@@ -190,7 +190,10 @@ class SegmentConfig(PredictConfig):
     Parameters
     ----------
     threshold : float
-        Probability threshold in (0, 1) of foreground and interior.
+        Probability threshold in (0, 1) of the interior (seeds of the cells).
+    foreground : float, optional
+        Foreground probability threshold in (0, 1): higher draws cells tighter. None: the
+        model's calibrated value (``model.foreground``).
     min_size : int, optional
         Objects with fewer pixels (of the input) are removed; None: 15 pixels at the
         model's scale.
@@ -206,6 +209,7 @@ class SegmentConfig(PredictConfig):
     """
 
     threshold: float = 0.5
+    foreground: float | None = None
     min_size: int | None = None
     seeds: str = "distance"
     overlap: int = 64
@@ -215,6 +219,8 @@ class SegmentConfig(PredictConfig):
         super().__post_init__()
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}")
+        if self.foreground is not None and not 0 < self.foreground < 1:
+            raise ValueError(f"foreground must be in (0, 1) or None, got {self.foreground!r}")
         check_positive_int("min_size", self.min_size, minimum=0, optional=True)
         check_choice("seeds", self.seeds, SEEDS)
         check_positive_int("overlap", self.overlap, minimum=0)

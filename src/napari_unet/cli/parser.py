@@ -78,7 +78,10 @@ def _add_segment_parser(commands) -> None:
     segment.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
                                                        "(default: 15 pixels at the model's scale)")
     segment.add_argument("--threshold", type=float, default=default.threshold,
-                         help=f"probability threshold of foreground and interior (default: {default.threshold})")
+                         help=f"interior probability threshold: the seeds of the cells (default: {default.threshold})")
+    segment.add_argument("--foreground", type=float,
+                         help="foreground probability threshold: higher draws cells tighter (default: the model's "
+                              "calibrated value)")
     segment.add_argument("--seeds", choices=SEEDS, default=default.seeds,
                          help="how touching cells are split: distance (at the neck between them, the default) "
                               "or interior (only along a predicted boundary; for rods and filaments)")

@@ -226,6 +226,7 @@ def _config(args) -> SegmentConfig:
                          tile_size=args.tile_size, batch_size=args.batch_size,
                          device="cpu" if args.scheduler else args.device, precision=args.precision,
                          prune_level=args.prune_level, min_size=args.min_size, threshold=args.threshold,
+                         foreground=args.foreground,
                          seeds=args.seeds, stitch=args.stitch)
 
 

@@ -83,11 +83,12 @@ def sequential_labels(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
 
 
 def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: int = DEFAULT_MIN_SIZE,
-                            seeds: str = DEFAULT_SEEDS) -> np.ndarray:
+                            seeds: str = DEFAULT_SEEDS, foreground: float | None = None) -> np.ndarray:
     """Class probabilities -> instance labels that separate touching cells.
 
-    Foreground is where background probability < 1 - ``threshold``; interior is where the
-    interior probability > ``threshold`` (predicted boundaries cut it between touching
+    Foreground is where the foreground probability (1 - background) > ``foreground``
+    (default: ``threshold``); interior is where the interior probability > ``threshold``
+    (predicted boundaries cut it between touching
     cells). A watershed restricted to the foreground grows one seed per cell:
 
     - ``seeds="distance"`` (default): the maxima of the (smoothed) distance to the nearest
@@ -109,7 +110,11 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
         Background, interior and boundary probabilities (as from
         :func:`napari_unet.predict_probabilities`).
     threshold : float
-        Probability threshold in (0, 1).
+        Probability threshold in (0, 1) of the interior (and of the foreground, by default).
+    foreground : float, optional
+        Foreground probability threshold in (0, 1). A model trained with class balancing
+        draws cells a little too large at 0.5; its calibrated value (``model.foreground``)
+        undoes that.
     min_size : int
         Objects with fewer pixels are removed.
     seeds : {"distance", "interior"}
@@ -135,12 +140,15 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
                          f"got shape {probabilities.shape}")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    foreground = threshold if foreground is None else foreground
+    if not 0 < foreground < 1:
+        raise ValueError(f"foreground must be in (0, 1), got {foreground}")
     check_choice("seeds", seeds, SEEDS)
     if not np.isfinite(probabilities).all():
         raise ValueError("probabilities contain NaN or infinite values")
     if probabilities.ndim == 3:
-        return _label_plane(probabilities, threshold, min_size, seeds)
-    return stack_planes([_label_plane(probabilities[:, index], threshold, min_size, seeds)
+        return _label_plane(probabilities, threshold, min_size, seeds, foreground)
+    return stack_planes([_label_plane(probabilities[:, index], threshold, min_size, seeds, foreground)
                          for index in range(probabilities.shape[1])])
 
 
@@ -166,10 +174,11 @@ def _h_maxima_by_object(surface: np.ndarray, height: float) -> np.ndarray:
     return maxima
 
 
-def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int, seeds: str) -> np.ndarray:
+def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int, seeds: str,
+                 foreground_threshold: float) -> np.ndarray:
     from skimage.segmentation import watershed
 
-    foreground = probabilities[BACKGROUND] < 1 - threshold
+    foreground = probabilities[BACKGROUND] < 1 - foreground_threshold
     interior = (probabilities[INTERIOR] > threshold) & foreground
     if seeds == "distance":
         distance = ndi.distance_transform_edt(interior).astype(np.float32)

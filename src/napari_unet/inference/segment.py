@@ -64,11 +64,12 @@ def label_plane(probabilities: np.ndarray, reading: Reading, config: SegmentConf
         network_min_size = DEFAULT_MIN_SIZE
     else:
         network_min_size = int(round(config.min_size * factor * factor)) if reading.rescaled else config.min_size
+    foreground = config.foreground if config.foreground is not None else reading.model.foreground
     labels = probabilities_to_labels(probabilities, threshold=config.threshold, min_size=network_min_size,
-                                     seeds=config.seeds)
+                                     seeds=config.seeds, foreground=foreground)
     if not reading.rescaled:
         return labels
-    labels = labels_to_grid(labels, 1 - probabilities[0], reading.layout.plane_shape, factor, config.threshold)
+    labels = labels_to_grid(labels, 1 - probabilities[0], reading.layout.plane_shape, factor, foreground)
     return sequential_labels(labels, config.min_size or 0)
 
 

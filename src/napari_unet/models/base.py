@@ -93,6 +93,9 @@ class SegmentationModel:
         How much larger the model's own measurement of object size comes out than the
         annotated diameter it was trained with (median over held-out images); the
         diameter estimate divides by it.
+    foreground : float
+        Foreground probability above which a pixel belongs to a cell, calibrated on
+        held-out images (a class-balanced loss makes 0.5 draw cells too large).
     channel_names : tuple of str or None
         The image channels the model reads, in order, when it was trained on several
         (e.g. cytoplasm and nucleus): a multi-channel image gives it its first
@@ -106,6 +109,7 @@ class SegmentationModel:
     history: list[dict] = field(default_factory=list)
     diameter: float | None = None
     diameter_bias: float = 1.0
+    foreground: float = 0.5
     channel_names: tuple[str, ...] | None = None
 
     @property

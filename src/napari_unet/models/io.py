@@ -69,6 +69,7 @@ def _document(model: SegmentationModel) -> dict:
         "history": model.history,
         "diameter": model.diameter,
         "diameter_bias": model.diameter_bias,
+        "foreground": model.foreground,
         "channel_names": None if model.channel_names is None else list(model.channel_names),
         "package_version": _package_version(),
     }
@@ -206,8 +207,15 @@ def _model_from_document(path, header: dict, document: dict) -> SegmentationMode
         history=list(document.get("history", [])),
         diameter=_diameter(path, document.get("diameter")),
         diameter_bias=_diameter(path, document.get("diameter_bias", 1.0), "diameter_bias"),
+        foreground=_probability(path, document.get("foreground", 0.5)),
         channel_names=_channel_names(path, document.get("channel_names"), config.in_channels),
     )
+
+
+def _probability(path, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ModelFileError(path, f"foreground must be a probability in (0, 1), got {value!r}")
+    return float(value)
 
 
 def _channel_names(path, names, in_channels: int) -> tuple[str, ...] | None:
