@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     default_tile = DEFAULT_TILE.get(device.type, 512)
 
     def predict(data, tile, precision):
-        return nu.predict_probabilities(data, model, tile_size=tile, device=str(device), precision=precision)
+        return nu.predict_probabilities(data, model, tile_size=tile, device=str(device), precision=precision,
+                                        diameter=model.diameter)  # no estimate: time the prediction alone
 
     def timed(data, tile, precision):
         predict(data[:tile, :tile], tile, precision)  # warm-up: first use of a tile shape is slow

@@ -39,8 +39,11 @@ def _monai(image: np.ndarray, model, precision: str):
     network = model.network.eval()
     geometry = axis_geometry(network, 256)
     before, after = geometry.halo, geometry.input_size - 256 - geometry.halo
-    scale = intensity_range(image, Appearance(colour=False, inverted=False), model.normalization, 1)
-    tensor = torch.from_numpy(scale.apply(image.astype(np.float32)))[None, None]
+    channels = model.config.in_channels
+    scale = intensity_range(image, Appearance(colour=False, inverted=False), model.normalization, channels)
+    grey = scale.apply(image.astype(np.float32))
+    tensor = torch.from_numpy(np.repeat(grey[None, None], channels, axis=1)).contiguous(
+        memory_format=torch.channels_last)
 
     def predictor(batch):
         padded = torch.nn.functional.pad(batch, (before, after, before, after), mode="reflect")
@@ -68,7 +71,7 @@ def _flops_per_output_pixel(model, step: int) -> tuple[float, float]:
     from torch.utils.flop_counter import FlopCounterMode
 
     geometry = axis_geometry(model.network, step)
-    x = torch.zeros(1, 1, geometry.input_size, geometry.input_size)
+    x = torch.zeros(1, model.config.in_channels, geometry.input_size, geometry.input_size)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model.network(x)
     return counter.get_total_flops() / step**2, (geometry.input_size / step) ** 2
@@ -86,7 +89,10 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     model, description = benchmark_model(args.model)
     print(f"({description})")
-    image = synth_image(np.random.default_rng(7), SynthConfig(shape=(args.size, args.size)))[0]
+    # nuclei of about the model's working diameter, so the comparison with MONAI needs no rescaling
+    radius = (model.diameter or 20.0) / 2
+    config = SynthConfig(shape=(args.size, args.size), radius=(0.85 * radius, 1.15 * radius))
+    image = synth_image(np.random.default_rng(7), config)[0]
     megapixels = args.size**2 / 1e6
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"model {model.name} ({sum(p.numel() for p in model.network.parameters()):,} parameters), "
@@ -95,7 +101,8 @@ def main() -> None:
     rows, outputs = [], {}
     for precision in ("fp32", "bf16"):
         seconds, out = best_time(lambda: nu.predict_probabilities(image, model, tile_size=args.tile_size,
-                                                               device="cpu", precision=precision), args.repeats)
+                                                               device="cpu", precision=precision,
+                                                               diameter=model.diameter), args.repeats)
         outputs[("napari-unet", precision)] = out
         rows.append(("napari-unet", precision, seconds))
     try:
@@ -137,12 +144,27 @@ def main() -> None:
     print(f"| post-processing to labels (not in the above) | {post_seconds:.2f} s |")
 
     start = time.perf_counter()
-    first = next(nu.predict_tiles(image, model, tile_size=256, device="cpu", precision="bf16"))
+    first = next(nu.predict_tiles(image, model, tile_size=256, device="cpu", precision="bf16",
+                                  diameter=model.diameter))
     print(f"\n| time to the first 256 px tile (what a viewer shows first) | {time.perf_counter() - start:.2f} s |")
     del first
+    _end_to_end(image, model, args.repeats)
 
     if args.memory:
         _memory(model)
+
+
+def _end_to_end(image, model, repeats: int) -> None:
+    """Labels from the raw image with every default (bf16 where native): reading, the
+    diameter estimate, prediction, post-processing."""
+    megapixels = image.size / 1e6
+    print("\n## End to end: nu.segment, labels from the raw image\n")
+    print("| what | precision | seconds | input Mpx/s |\n|---|---|---|---|")
+    for what, options in (("diameter estimated (default)", {}), ("diameter given", {"diameter": model.diameter})):
+        for precision in ("fp32", "bf16"):
+            seconds, _ = best_time(lambda: nu.segment(image, model, device="cpu", precision=precision, **options),
+                                   repeats)
+            print(f"| {what} | {precision} | {seconds:.2f} | {megapixels / seconds:.2f} |")
 
 
 def _memory(model) -> None:
