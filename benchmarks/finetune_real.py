@@ -31,6 +31,8 @@ import napari_unet as nu
 from napari_unet.datasets import read_annotated
 from napari_unet.metrics import average_precision
 
+# uncertainty-placed against randomly placed corrections, at this number of cells
+COMPARE_PLACEMENT_AT = 20
 GROUPS = {
     "fluorescence, small nuclei": lambda s: s.modality == "fluorescence" and s.diameter < 25,
     "fluorescence, large nuclei": lambda s: s.modality == "fluorescence" and s.diameter >= 25,
@@ -94,15 +96,16 @@ def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng) ->
     rows = [{"group": name, "method": "zero-shot", "cells": 0, "ap50": score(model, scored), "seconds": 0.0}]
     places = starts(image, labels, model, rng)
     for cells in cell_counts:
-        for placement, start in places.items():
-            region = region_with_cells(labels, start, cells)
-            runs = [("fine-tuned", model)] + ([("from scratch", scratch_model)] if placement == "uncertainty" else [])
-            for method, initial in runs:
-                tuned, seconds = train(initial, image, annotation(labels, region), region, minutes,
-                                       scratch=method == "from scratch")
-                rows.append({"group": name, "method": method, "placement": placement, "cells": cells,
-                             "ap50": score(tuned, scored), "seconds": seconds, "region": list(region)})
-                print(rows[-1], flush=True)
+        runs = [("fine-tuned", "uncertainty", model), ("from scratch", "uncertainty", scratch_model)]
+        if cells == COMPARE_PLACEMENT_AT:  # the same number of cells placed at random
+            runs.append(("fine-tuned", "random", model))
+        for method, placement, initial in runs:
+            region = region_with_cells(labels, places[placement], cells)
+            tuned, seconds = train(initial, image, annotation(labels, region), region, minutes,
+                                   scratch=method == "from scratch")
+            rows.append({"group": name, "method": method, "placement": placement, "cells": cells,
+                         "ap50": score(tuned, scored), "seconds": seconds, "region": list(region)})
+            print(rows[-1], flush=True)
     return rows
 
 
