@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import CLASS_NAMES, ModelConfig, Normalization
-from .blocks import center_crop, nested_output_sizes, receptive_radius
+from .blocks import centre_crop, nested_output_sizes, receptive_radius
 
 
 class SegmentationNetwork(nn.Module):
@@ -50,7 +50,7 @@ class SegmentationNetwork(nn.Module):
             return heads[0]
         height, width = heads[-1].shape[-2:]
         probabilities = torch.stack(
-            [F.softmax(center_crop(head, height, width).float(), dim=1) for head in heads]
+            [F.softmax(centre_crop(head, height, width).float(), dim=1) for head in heads]
         ).mean(0)
         return torch.log(probabilities.clamp_min(1e-12))
 

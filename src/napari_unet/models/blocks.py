@@ -81,7 +81,7 @@ class Encoder(nn.Module):
         return features
 
 
-def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def centre_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Crop the last two axes of ``x`` symmetrically to ``(height, width)``."""
     top = (x.shape[-2] - height) // 2
     left = (x.shape[-1] - width) // 2

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .blocks import center_crop
+from .blocks import centre_crop
 
 # the function a bioimage.io consumer calls with the model's config as keyword arguments
 ARCHITECTURE_CALLABLE = "napari_unet_network"
@@ -74,7 +74,7 @@ class ProbabilityNetwork(nn.Module):
         height, width = x.shape[-2:]
         if self.context:
             x = F.pad(x, [self.context] * 4, mode="reflect")
-        return torch.softmax(center_crop(self.network(x), height, width), dim=1)
+        return torch.softmax(centre_crop(self.network(x), height, width), dim=1)
 
 
 def _top_level_source(module, keep=None) -> str:

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from .base import SegmentationNetwork
-from .blocks import ConvBlock, Encoder, Upsample, center_crop, channel_plan, he_initialise
+from .blocks import ConvBlock, Encoder, Upsample, centre_crop, channel_plan, he_initialise
 
 
 class UNet(SegmentationNetwork):
@@ -35,6 +35,6 @@ class UNet(SegmentationNetwork):
         y = features[-1]
         for depth in reversed(range(self.config.depth)):
             up = self.up[depth](y)
-            skip = center_crop(features[depth], *up.shape[-2:])
+            skip = centre_crop(features[depth], *up.shape[-2:])
             y = self.decoder[depth](torch.cat([skip, up], dim=1))
         return [self.head(y)]

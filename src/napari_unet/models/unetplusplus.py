@@ -7,7 +7,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from .base import SegmentationNetwork
-from .blocks import ConvBlock, Encoder, Upsample, center_crop, channel_plan, he_initialise
+from .blocks import ConvBlock, Encoder, Upsample, centre_crop, channel_plan, he_initialise
 
 
 def _node(level: int, column: int) -> str:
@@ -53,7 +53,7 @@ class UNetPlusPlus(SegmentationNetwork):
                 key = _node(row, column)
                 up = self.up[key](nodes[(row + 1, column - 1)])
                 height, width = up.shape[-2:]
-                earlier = [center_crop(nodes[(row, j)], height, width) for j in range(column)]
+                earlier = [centre_crop(nodes[(row, j)], height, width) for j in range(column)]
                 nodes[(row, column)] = self.nodes[key](torch.cat(earlier + [up], dim=1))
         if level is not None or len(self.heads) == 1:
             return [self.heads[str(depth)](nodes[(0, depth)])]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..checks import check_interval, check_labels, check_mask, check_probability
+from ..checks import check_interval, check_labels, check_mask, check_positive_int, check_probability
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,7 @@ class AugmentConfig:
     def __post_init__(self):
         check_probability("rotation_probability", self.rotation_probability)
         check_probability("elastic_probability", self.elastic_probability)
-        if isinstance(self.elastic_grid, bool) or not isinstance(self.elastic_grid, int) or self.elastic_grid < 2:
-            raise ValueError(f"elastic_grid must be an integer >= 2, got {self.elastic_grid!r}")
+        check_positive_int("elastic_grid", self.elastic_grid, minimum=2)
         if not self.elastic_std >= 0:
             raise ValueError(f"elastic_std must be >= 0 pixels, got {self.elastic_std!r}")
         check_interval("intensity_scale", self.intensity_scale, 0.0)
