@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 import napari_unet as nu
 from napari_unet.config import TrainConfig
@@ -103,3 +104,29 @@ def test_pretrain_refuses_a_folder_without_a_train_split(annotated_folder, tmp_p
         writer.writerows([dict(row, split="val") for row in rows])
     with pytest.raises(ValueError, match="no images in its train split"):
         pretrain(tmp_path / "x.safetensors", annotated_folder, recipe=dataclasses.replace(TINY))
+
+
+def test_pretrain_goes_on_from_a_checkpoint(annotated_folder, tmp_path):
+    first = tmp_path / "first.safetensors"
+    start = pretrain(first, annotated_folder, recipe=TINY)
+    # a vanishing learning rate: the second run's convolutions stay those of the checkpoint
+    still = dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, learning_rate=1e-12))
+    second = pretrain(tmp_path / "second.safetensors", annotated_folder, recipe=still, init=first)
+    fresh = pretrain(tmp_path / "fresh.safetensors", annotated_folder, recipe=still)
+    before, after, scratch = (dict(m.network.named_parameters()) for m in (start, second, fresh))
+    convolutions = [name for name, value in before.items() if value.ndim == 4]
+    assert convolutions and all(torch.allclose(before[n], after[n], atol=1e-6) for n in convolutions)
+    assert not all(torch.allclose(before[n], scratch[n], atol=1e-6) for n in convolutions)
+    kinds = [entry["kind"] for entry in nu.load_model(tmp_path / "second.safetensors").history]
+    assert kinds == ["pretrain", "pretrain"]
+    assert nu.load_model(tmp_path / "second.safetensors").history[-1]["data"]["init"].startswith("first.safetensors")
+
+
+def test_pretrain_init_must_be_the_recipes_network(annotated_folder, tmp_path):
+    other = tmp_path / "other.safetensors"
+    nu.save_model(nu.create_model("unet", depth=3, base_channels=8, in_channels=3), other)
+    with pytest.raises(ValueError, match="init .*other.safetensors.*not the recipe's"):
+        pretrain(tmp_path / "x.safetensors", annotated_folder, recipe=TINY, init=other)
+    with pytest.raises(ValueError, match="same file as init"):
+        pretrain(other, annotated_folder, recipe=TINY, init=other)
+    assert not (tmp_path / "x.safetensors").exists()

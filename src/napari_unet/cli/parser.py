@@ -166,6 +166,8 @@ def _add_other_parsers(commands) -> None:
                           help="annotated folder (images/, masks/, index.csv with a train split), e.g. DSB2018")
     pretrain.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
     pretrain.add_argument("--iterations", type=positive_int, help="optimiser steps (default: the recipe's)")
+    pretrain.add_argument("--init", type=Path, help="go on from this model file's weights (e.g. the best checkpoint "
+                                                     "of an interrupted run) with a new schedule of --iterations steps")
     pretrain.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
     pretrain.add_argument("--device", default="auto", help=DEVICE_HELP)
     pretrain.add_argument("--precision", choices=PRECISIONS, help="autocast precision (default: the recipe's, bf16)")

@@ -147,7 +147,8 @@ def command_pretrain(args) -> int:
                if v is not None}
     train = dataclasses.replace(recipe.train, device=args.device, workers=args.workers, **changes)
     recipe = dataclasses.replace(recipe, train=train)
-    finished = run_training(iter_pretrain(args.out, args.data, recipe=recipe), train.iterations, "pretrain")
+    finished = run_training(iter_pretrain(args.out, args.data, recipe=recipe, init=args.init), train.iterations,
+                            "pretrain")
     if finished.reason != "completed":
         raise CommandError(f"pretraining did not complete: {finished.message}")
     print(f"wrote {args.out}: {finished.model!r}")

@@ -26,7 +26,7 @@ from ..datasets import AnnotatedImage, median_diameter, read_annotated
 from ..events import TrainFinished, Validation
 from ..inference.appearance import detect_appearance, model_channels
 from ..inference.rescale import is_unit, resample, resample_nearest
-from ..models import SegmentationModel, create_model, save_model
+from ..models import SegmentationModel, create_model, load_model, save_model
 from ..synth import SynthConfig, synth_image
 from .augment import AugmentConfig
 from .loop import iter_finetune
@@ -209,8 +209,30 @@ def calibrate_foreground(model: SegmentationModel, samples: list[AnnotatedImage]
     return float(grid[int(np.argmax(scores))])
 
 
-def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe()) -> Iterator[object]:
-    """Train the recipe's model from scratch, yielding the training events, and save it to ``out``.
+def initial_model(recipe: PretrainRecipe, init=None) -> SegmentationModel:
+    """The recipe's network with random weights, or the weights of the model file ``init``
+    (a checkpoint of an interrupted run, to go on training); its architecture must be the
+    recipe's."""
+    if init is None:
+        model = create_model("unet", name=recipe.name, depth=recipe.depth, base_channels=recipe.base_channels,
+                             in_channels=recipe.in_channels)
+    else:
+        model = load_model(init, device="cpu")
+        wanted = {"arch": "unet", "depth": recipe.depth, "base_channels": recipe.base_channels,
+                  "in_channels": recipe.in_channels}
+        found = {key: getattr(model.config, key) for key in wanted}
+        if found != wanted:
+            raise ValueError(f"init {init}: its network ({found}) is not the recipe's ({wanted})")
+    model.diameter = recipe.diameter
+    return model
+
+
+def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe(), init=None) -> Iterator[object]:
+    """Train the recipe's model, yielding the training events, and save it to ``out``.
+
+    From random weights, or from the weights of the model file ``init`` (for example the
+    best checkpoint of an interrupted run) with a new learning-rate schedule of
+    ``recipe.train.iterations`` steps; the history then keeps both runs.
 
     The best weights on the held-out images are saved (atomically) at every validation that
     improves them, so an interrupted run leaves a usable model. At the end the diameter
@@ -219,12 +241,15 @@ def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe()) -> It
     ``TrainFinished`` carries the model as saved. ``recipe.train.device``,
     ``precision`` and ``workers`` change speed, not the recipe.
     """
+    if init is not None and Path(out).resolve() == Path(init).resolve():
+        raise ValueError(f"out {out}: the same file as init (its first checkpoint would overwrite the start)")
     started = time.perf_counter()
     data = training_images(recipe, data)
     fit, held_out, description = data.fit, data.held_out, data.description
-    model = create_model("unet", name=recipe.name, depth=recipe.depth, base_channels=recipe.base_channels,
-                         in_channels=recipe.in_channels)
-    model.diameter = recipe.diameter
+    model = initial_model(recipe, init)
+    if init is not None:
+        description = dict(description, init=f"{Path(init).name}: {model.history[-1].get('outcome', '?')}"
+                           if model.history else str(init))
     best = -1.0
     # the images are at the model's diameter already: the loop must not measure and rescale them
     config = dataclasses.replace(recipe.train, diameter=recipe.diameter)
@@ -243,11 +268,11 @@ def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe()) -> It
         yield event
 
 
-def pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe(),
+def pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe(), init=None,
              callback: Callable[[object], None] | None = None) -> SegmentationModel:
     """Blocking :func:`iter_pretrain`: returns the saved model (``callback`` sees every event)."""
     finished = None
-    for event in iter_pretrain(out, data, recipe=recipe):
+    for event in iter_pretrain(out, data, recipe=recipe, init=init):
         if callback is not None:
             callback(event)
         if isinstance(event, TrainFinished):
