@@ -27,7 +27,7 @@ def best_time(function, repeats: int):
     return best, result
 
 
-OUT_OF_DISTRIBUTION = ("magnified", "dim-rods")
+OUT_OF_DISTRIBUTION = ("magnified", "dim-rods", "cells")
 
 
 def out_of_distribution_config(shape=(256, 256), kind: str = "magnified") -> SynthConfig:
@@ -50,7 +50,12 @@ def out_of_distribution_config(shape=(256, 256), kind: str = "magnified") -> Syn
     cells are hard to see at all: a stress test, not a target.
 
     Density and touching stay at the defaults in both, so the difference is appearance only.
+
+    ``kind="cells"``: whole cells, not nuclei — the "membrane" style (touching cells with
+    bright rims, 28-56 px across) with a nuclear stain as a second channel, ``(Y, X, 2)``.
     """
+    if kind == "cells":
+        return SynthConfig.for_style("membrane", shape=shape, nuclear_channel=True)
     kinds = {
         "magnified": dict(radius=(18.0, 26.0), texture=(0.3, 0.45), texture_scale=(2.5, 4.0),
                           edge_darkening=(0.55, 0.75), photons=(1500.0, 4000.0), blur=(2.0, 2.5)),

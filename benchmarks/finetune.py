@@ -3,6 +3,7 @@
     python benchmarks/finetune.py                    # 2-minute budget, 12 cells
     python benchmarks/finetune.py --scratch          # also the same budget from random weights
     python benchmarks/finetune.py --style dim-rods   # the stress-test style
+    python benchmarks/finetune.py --style cells --cells 20 --scratch   # whole cells, 2 channels
 
 The images come from ``napari_unet.synth.out_of_distribution_config(kind=--style)``; the
 default "magnified" style has large, coarsely textured nuclei with dim rims in an
@@ -100,7 +101,9 @@ def main() -> None:
     tuned, steps, seconds = fine_tune(nuclei, image, annotated, (y0, y1, x0, x1), args.budget, config)
     rows.append((f"nuclei + fine-tuning on {cells} cells", score(tuned, held_out), steps, f"{seconds:.0f}"))
     if args.scratch:
-        scratch = nu.create_model("unet", depth=nuclei.config.depth, base_channels=nuclei.config.base_channels)
+        scratch = nu.create_model("unet", depth=nuclei.config.depth, base_channels=nuclei.config.base_channels,
+                                  in_channels=nuclei.config.in_channels)
+        scratch.diameter = nuclei.diameter
         trained, steps, seconds = fine_tune(scratch, image, annotated, (y0, y1, x0, x1), args.budget,
                                             TrainConfig(**{**config.__dict__, "freeze_batchnorm": False}))
         rows.append((f"random init + training on {cells} cells", score(trained, held_out), steps, f"{seconds:.0f}"))

@@ -333,6 +333,15 @@ def test_the_console_script_runs(tiny_model_file, good_image, tmp_path):
     assert tifffile.imread(tmp_path / "out" / "good_labels.tif").shape == (40, 52)
 
 
+@pytest.mark.parametrize("module", ["napari_unet", "napari_unet.cli"])
+def test_the_command_runs_as_a_module(module):
+    environment = dict(os.environ, PYTHONWARNINGS="ignore")
+    listed = subprocess.run([sys.executable, "-m", module, "models"], capture_output=True, text=True,
+                            env=environment, timeout=300)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == nu.list_models()
+
+
 def test_rois_and_outlines_are_written_on_request(tiny_model_file, good_image, tmp_path, capsys):
     from roifile import roiread
 
@@ -377,14 +386,61 @@ def test_folders_and_quoted_globs_are_inputs_and_a_summary_is_written(tiny_model
     assert "notes.txt" not in stdout + stderr
 
 
-def test_results_are_readable_by_the_group(tiny_model_file, good_image, tmp_path, capsys):
-    previous = os.umask(0o022)
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_results_follow_the_umask(umask, mode, tiny_model_file, good_image, tmp_path, capsys):
+    previous = os.umask(umask)
     try:
-        _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "out", "--device", "cpu")
+        _run(capsys, "segment", good_image, "--model", tiny_model_file, "--out", tmp_path / "out", "--device", "cpu",
+             "--save-rois")
     finally:
         os.umask(previous)
-    for path in (tmp_path / "out").iterdir():
-        assert path.stat().st_mode & 0o777 == 0o644, path
+    written = list((tmp_path / "out").iterdir())
+    assert len(written) == 3  # labels, ROIs, summary
+    for path in written:
+        assert path.stat().st_mode & 0o777 == mode, path
+
+
+def _predicts_a_soft_cell_and_a_speck(monkeypatch, specks=((40, 34),)):
+    """Every prediction: a disc whose probabilities fade from its centre to its rim, and a
+    20 px speck (so thresholds move the outline and a minimum size removes the speck); the
+    n-th plane predicted has its speck at ``specks[n % len(specks)]``."""
+    from napari_unet.inference import segment
+
+    yy, xx = np.mgrid[:48, :40]
+    radius = np.hypot(yy - 20, xx - 18)
+    boundary = np.where(radius < 16, 0.05, 0.0)
+    planes = []
+    for y, x in specks:
+        interior = np.clip(1.0 - radius / 16, 0, 1) * 0.9
+        interior[np.hypot(yy - y, xx - x) < 2.6] = 0.95
+        planes.append(np.stack([1 - interior - boundary, interior, boundary]).astype(np.float32))
+    calls = []
+
+    def predicted(source, runner, tiles, geometry):
+        probabilities = planes[len(calls) % len(planes)]
+        calls.append(1)
+        for tile in tiles:
+            yield tile, probabilities[:, tile.y, tile.x]
+
+    monkeypatch.setattr(segment, "predict_plane_tiles", predicted)
+    return np.zeros((48, 40), np.float32)
+
+
+@pytest.mark.parametrize("options, fields", [
+    (["--min-size", "30"], dict(min_size=30)),
+    (["--threshold", "0.92"], dict(threshold=0.92)),
+    (["--foreground", "0.6"], dict(foreground=0.6)),
+])
+def test_post_processing_options_reach_the_labels(options, fields, tiny_model, tiny_model_file, tmp_path,
+                                                  monkeypatch, capsys):
+    image = _predicts_a_soft_cell_and_a_speck(monkeypatch)
+    np.save(tmp_path / "cells.npy", image)
+    code, _, _ = _run(capsys, "segment", tmp_path / "cells.npy", "--model", tiny_model_file, "--out",
+                      tmp_path / "out", "--device", "cpu", *options)
+    assert code == 0
+    expected = nu.segment(image, tiny_model, device="cpu", **fields)
+    assert not np.array_equal(expected, nu.segment(image, tiny_model, device="cpu"))  # the option matters here
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "cells_labels.tif"), expected)
 
 
 def test_every_option_has_help_text():

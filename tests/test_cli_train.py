@@ -219,6 +219,22 @@ def test_evaluate_prints_the_scores(files, tmp_path, capsys):
     assert perfect["pixel_error"] == perfect["rand_error"] == 0.0
 
 
+def test_evaluate_warns_when_pred_looks_like_a_raw_image(files, tmp_path, capsys, rng):
+    image = rng.integers(0, 60000, size=tifffile.imread(files["lbl"]).shape).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "raw.tif", image)
+    assert main(["evaluate", str(tmp_path / "raw.tif"), files["lbl"]]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: PRED {tmp_path / 'raw.tif'} holds ")
+    assert "looks like an image, not instance labels" in warnings[0]
+    assert "AP@0.5" in captured.out  # still scored: the warning informs, it does not refuse
+
+
+def test_evaluate_does_not_warn_about_real_labels(files, capsys):
+    assert main(["evaluate", files["lbl"], files["lbl"]]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("pred, truth, expected", [
     ("lbl", "short", "error: PRED {lbl} has shape (64, 64), TRUTH {short} has (32, 64)"),
     ("{tmp}/nope.tif", "lbl", "error: PRED {tmp}/nope.tif: no such file"),

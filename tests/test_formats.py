@@ -43,6 +43,28 @@ def test_imagej_hyperstack_axes_and_pixel_size_are_read(czyx, tmp_path):
     assert file.pixel_size == pytest.approx({"X": 0.25, "Y": 0.25, "Z": 1.5})
 
 
+@pytest.mark.parametrize("axes, objects", [("TYX", 2), ("ZYX", 4)])
+def test_ome_tiff_frames_are_segmented_one_by_one_and_planes_as_a_volume(axes, objects, tiny_model_file, tmp_path,
+                                                                        monkeypatch, capsys):
+    from test_cli_segment import _predicts_a_soft_cell_and_a_speck
+
+    specks = ((40, 34), (6, 4), (42, 4))
+    plane = _predicts_a_soft_cell_and_a_speck(monkeypatch, specks=specks)
+    path = tmp_path / "movie.ome.tif"
+    tifffile.imwrite(path, np.stack([plane] * 3), metadata={"axes": axes})
+    assert read_image_file(path).axes == axes
+    assert main(["segment", str(path), "--model", str(tiny_model_file), "--out", str(tmp_path / "out"),
+                 "--device", "cpu"]) == 0
+    labels = tifffile.imread(tmp_path / "out" / "movie_labels.tif")
+    assert labels.shape == (3, 48, 40)
+    assert [np.unique(frame[frame > 0]).size for frame in labels] == [2, 2, 2]
+    # frames restart their ids (T: 2 ids in all); planes are one volume (Z: the disc once, 3 specks)
+    assert np.unique(labels[labels > 0]).size == objects
+    if axes == "ZYX":
+        assert len(set(labels[:, 20, 18].tolist())) == 1  # the disc keeps its id through the planes
+        assert len({int(labels[z, y, x]) for z, (y, x) in enumerate(specks)}) == 3
+
+
 def test_length_one_axes_are_dropped_and_plain_files_say_nothing(czyx, tmp_path):
     tifffile.imwrite(tmp_path / "one_frame.ome.tif", czyx[:, :1], metadata={"axes": "CTYX"})
     file = read_image_file(tmp_path / "one_frame.ome.tif")

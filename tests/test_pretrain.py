@@ -119,7 +119,36 @@ def test_pretrain_goes_on_from_a_checkpoint(annotated_folder, tmp_path):
     assert not all(torch.allclose(before[n], scratch[n], atol=1e-6) for n in convolutions)
     kinds = [entry["kind"] for entry in nu.load_model(tmp_path / "second.safetensors").history]
     assert kinds == ["pretrain", "pretrain"]
-    assert nu.load_model(tmp_path / "second.safetensors").history[-1]["data"]["init"].startswith("first.safetensors")
+    entry = nu.load_model(tmp_path / "second.safetensors").history[-1]
+    assert entry["data"]["init"].startswith("first.safetensors")
+    # the recorded command repeats the continuation: its start, steps and learning rate
+    assert "--init first.safetensors" in entry["command"] and "--learning-rate 1e-12" in entry["command"]
+    assert f"--iterations {TINY.train.iterations}" in entry["command"]
+
+
+def test_pretrain_command_passes_the_schedule_on(monkeypatch, tmp_path, capsys):
+    from napari_unet.cli import main
+    from napari_unet.events import TrainFinished
+    from napari_unet.training import pretrain as module
+
+    seen = {}
+
+    def fake(out, data, *, recipe, init=None):
+        seen.update(recipe=recipe, init=init)
+        yield TrainFinished(model="model", steps=recipe.train.iterations, reason="completed", message="")
+
+    monkeypatch.setattr(module, "iter_pretrain", fake)
+    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--init",
+                 str(tmp_path / "start.safetensors"), "--iterations", "30", "--learning-rate", "5e-4",
+                 "--seed", "3"]) == 0
+    train = seen["recipe"].train
+    assert (train.iterations, train.learning_rate, train.seed) == (30, 5e-4, 3)
+    assert seen["init"] == tmp_path / "start.safetensors"
+    assert train.batch_size == module.PretrainRecipe().train.batch_size  # the rest stays the recipe's
+    with pytest.raises(SystemExit) as exit:
+        main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--learning-rate", "0"])
+    assert exit.value.code == 2
+    assert "--learning-rate" in capsys.readouterr().err
 
 
 def test_pretrain_init_must_be_the_recipes_network(annotated_folder, tmp_path):

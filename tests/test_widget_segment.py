@@ -73,6 +73,20 @@ def test_a_stack_starts_with_the_plane_on_screen(widget, viewer, qtbot, trained_
     np.testing.assert_array_equal(viewer.layers["stack labels"].data, expected)
 
 
+def test_a_z_stack_gives_each_nucleus_one_id_through_its_planes(widget, viewer, qtbot):
+    image = viewer.layers["nuclei"].data
+    widget.image.value = viewer.add_image(np.stack([image, image, image]), name="stack")
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    labels = viewer.layers["stack labels"].data
+    first = labels[0]
+    assert count_cells(first) > 1
+    for plane in labels[1:]:
+        np.testing.assert_array_equal(plane, first)  # the same nucleus keeps its id in every plane
+    assert count_cells(labels) == count_cells(first)
+    assert widget.controls.status.value.endswith(f"done, {count_cells(first)} cells")
+
+
 def test_rgb_images_are_segmented(widget, viewer, qtbot, trained_model):
     grey = viewer.layers["nuclei"].data
     rgb = np.stack([grey, grey // 2, grey // 3], axis=-1)

@@ -168,6 +168,9 @@ def _add_other_parsers(commands) -> None:
     pretrain.add_argument("--iterations", type=positive_int, help="optimiser steps (default: the recipe's)")
     pretrain.add_argument("--init", type=Path, help="go on from this model file's weights (e.g. the best checkpoint "
                                                      "of an interrupted run) with a new schedule of --iterations steps")
+    pretrain.add_argument("--learning-rate", type=positive_float,
+                          help="peak learning rate of the schedule (default: the recipe's, 2e-3; lower it to "
+                               "go on from a checkpoint with --init)")
     pretrain.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
     pretrain.add_argument("--device", default="auto", help=DEVICE_HELP)
     pretrain.add_argument("--precision", choices=PRECISIONS, help="autocast precision (default: the recipe's, bf16)")

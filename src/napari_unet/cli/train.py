@@ -143,7 +143,8 @@ def command_pretrain(args) -> int:
     from ..training.pretrain import PretrainRecipe, iter_pretrain
 
     recipe = PretrainRecipe()
-    changes = {k: v for k, v in dict(iterations=args.iterations, seed=args.seed, precision=args.precision).items()
+    changes = {k: v for k, v in dict(iterations=args.iterations, seed=args.seed, precision=args.precision,
+                                          learning_rate=args.learning_rate).items()
                if v is not None}
     train = dataclasses.replace(recipe.train, device=args.device, workers=args.workers, **changes)
     recipe = dataclasses.replace(recipe, train=train)

@@ -299,7 +299,9 @@ def _save(model: SegmentationModel, out, recipe: PretrainRecipe, description: di
                 "group_shares": GROUP_SHARES},
         seconds=round(time.perf_counter() - started, 1),
         command=f"napari-unet pretrain --data DIR --out {recipe.name}.safetensors "
-                f"--precision {recipe.train.precision}",
+                f"--iterations {recipe.train.iterations} --learning-rate {recipe.train.learning_rate:g} "
+                f"--seed {recipe.train.seed} --precision {recipe.train.precision}"
+                + (f" --init {description['init'].split(':')[0]}" if "init" in description else ""),
     )
     save_model(kept, out)
     return kept
