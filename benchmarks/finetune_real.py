@@ -77,15 +77,17 @@ def score(model, scored) -> float:
                           for s in scored]))
 
 
-def train(start_model, image, labels, region, minutes: float, scratch: bool = False):
+def train(start_model, image, labels, region, minutes: float, scratch: bool = False, learning_rate=None):
     # a network trained from scratch has no batch statistics worth freezing
-    config = nu.TrainConfig(minutes=minutes, iterations=100_000, freeze_batchnorm=not scratch)
+    config = nu.TrainConfig(minutes=minutes, iterations=100_000, freeze_batchnorm=not scratch,
+                            **({} if learning_rate is None else {"learning_rate": learning_rate}))
     started = time.perf_counter()
     model = nu.finetune(start_model, image, labels, regions=[[region]], config=config)
     return model, time.perf_counter() - started
 
 
-def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, scratch_at) -> list[dict]:
+def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, scratch_at,
+              learning_rate=None) -> list[dict]:
     chosen = max(samples, key=lambda s: len(np.unique(s.labels)))
     image, labels = chosen.image, chosen.labels
     scored = [s for s in samples if s is not chosen]
@@ -105,7 +107,7 @@ def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, sc
         for method, placement, initial in runs:
             region = region_with_cells(labels, places[placement], cells)
             tuned, seconds = train(initial, image, annotation(labels, region), region, minutes,
-                                   scratch=method == "from scratch")
+                                   scratch=method == "from scratch", learning_rate=learning_rate)
             rows.append({"group": name, "method": method, "placement": placement, "cells": cells,
                          "ap50": score(tuned, scored), "seconds": seconds, "region": [int(v) for v in region]})
             print(rows[-1], flush=True)
@@ -121,6 +123,8 @@ def main() -> None:
     parser.add_argument("--groups", default=",".join(GROUPS))
     parser.add_argument("--scratch-at", default="20", help="cell counts at which a network is also trained from scratch")
     parser.add_argument("--scored", type=int, default=8, help="at most this many scored images per group")
+    parser.add_argument("--split", default="val", help="images to annotate and score (choose defaults on train)")
+    parser.add_argument("--learning-rate", type=float, help="peak fine-tuning rate (default: TrainConfig's)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     model = nu.load_model(args.model, device="cpu")
@@ -128,14 +132,14 @@ def main() -> None:
     scratch = nu.create_model("unet", depth=model.config.depth, base_channels=model.config.base_channels,
                               in_channels=model.config.in_channels)
     scratch.diameter, scratch.diameter_bias = model.diameter, model.diameter_bias
-    val = read_annotated(args.data, split="val")
+    val = read_annotated(args.data, split=args.split)
     rows = []
     for name in args.groups.split(","):
         samples = [s for s in val if GROUPS[name](s)]
         chosen = max(samples, key=lambda s: len(np.unique(s.labels)))
         samples = [chosen] + [s for s in samples if s is not chosen][:args.scored]
         rows += run_group(name, samples, model, scratch, [int(c) for c in args.cells.split(",")], args.minutes,
-                          np.random.default_rng(0), [int(c) for c in args.scratch_at.split(",")])
+                          np.random.default_rng(0), [int(c) for c in args.scratch_at.split(",")], args.learning_rate)
     print("\n| group | method | placement | cells | AP@0.5 | minutes |\n|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['group']} | {row['method']} | {row.get('placement', '')} | {row['cells']} | "

@@ -143,9 +143,9 @@ def command_pretrain(args) -> int:
     from ..training.pretrain import PretrainRecipe, iter_pretrain
 
     recipe = PretrainRecipe()
-    changes = {k: v for k, v in dict(iterations=args.iterations, seed=args.seed, precision=args.precision,
-                                          learning_rate=args.learning_rate).items()
-               if v is not None}
+    options = dict(iterations=args.iterations, seed=args.seed, precision=args.precision,
+                   learning_rate=args.learning_rate)
+    changes = {k: v for k, v in options.items() if v is not None}
     train = dataclasses.replace(recipe.train, device=args.device, workers=args.workers, **changes)
     recipe = dataclasses.replace(recipe, train=train)
     finished = run_training(iter_pretrain(args.out, args.data, recipe=recipe, init=args.init), train.iterations,
