@@ -77,17 +77,17 @@ def score(model, scored) -> float:
                           for s in scored]))
 
 
-def train(start_model, image, labels, region, minutes: float, scratch: bool = False, learning_rate=None):
+def train(start_model, image, labels, region, minutes: float, learning_rate: float, scratch: bool = False):
     # a network trained from scratch has no batch statistics worth freezing
-    config = nu.TrainConfig(minutes=minutes, iterations=100_000, freeze_batchnorm=not scratch,
-                            **({} if learning_rate is None else {"learning_rate": learning_rate}))
+    config = nu.TrainConfig(minutes=minutes, iterations=100_000, learning_rate=learning_rate,
+                            freeze_batchnorm=not scratch)
     started = time.perf_counter()
     model = nu.finetune(start_model, image, labels, regions=[[region]], config=config)
     return model, time.perf_counter() - started
 
 
 def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, scratch_at,
-              learning_rate=None) -> list[dict]:
+              learning_rate: float) -> list[dict]:
     chosen = max(samples, key=lambda s: len(np.unique(s.labels)))
     image, labels = chosen.image, chosen.labels
     scored = [s for s in samples if s is not chosen]
@@ -106,8 +106,8 @@ def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, sc
             runs.append(("fine-tuned", "random", model))
         for method, placement, initial in runs:
             region = region_with_cells(labels, places[placement], cells)
-            tuned, seconds = train(initial, image, annotation(labels, region), region, minutes,
-                                   scratch=method == "from scratch", learning_rate=learning_rate)
+            tuned, seconds = train(initial, image, annotation(labels, region), region, minutes, learning_rate,
+                                   scratch=method == "from scratch")
             rows.append({"group": name, "method": method, "placement": placement, "cells": cells,
                          "ap50": score(tuned, scored), "seconds": seconds, "region": [int(v) for v in region]})
             print(rows[-1], flush=True)
@@ -124,7 +124,8 @@ def main() -> None:
     parser.add_argument("--scratch-at", default="20", help="cell counts at which a network is also trained from scratch")
     parser.add_argument("--scored", type=int, default=8, help="at most this many scored images per group")
     parser.add_argument("--split", default="val", help="images to annotate and score (choose defaults on train)")
-    parser.add_argument("--learning-rate", type=float, help="peak fine-tuning rate (default: TrainConfig's)")
+    parser.add_argument("--learning-rate", type=float, default=nu.TrainConfig().learning_rate,
+                        help="peak fine-tuning rate (default: TrainConfig's, %(default)g)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     model = nu.load_model(args.model, device="cpu")

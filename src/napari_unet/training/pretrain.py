@@ -259,12 +259,12 @@ def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe(), init=
     for event in events:
         if isinstance(event, Validation) and event.metrics["ap50"] > best:
             best = event.metrics["ap50"]
-            _save(event.model, out, recipe, description, started, partial=event.step)
+            _save(event.model, out, recipe, description, started, partial=event.step, init=init)
         if isinstance(event, TrainFinished) and event.reason == "completed":
             event.model.diameter_bias = calibrate_diameter(event.model, data.held_out_raw)
             event.model.foreground = calibrate_foreground(event.model, data.held_out_raw)
             event = dataclasses.replace(event, model=_save(event.model, out, recipe, description, started,
-                                                           partial=None))
+                                                           partial=None, init=init))
         yield event
 
 
@@ -283,7 +283,7 @@ def pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe(), init=None,
 
 
 def _save(model: SegmentationModel, out, recipe: PretrainRecipe, description: dict, started: float,
-          partial: int | None) -> SegmentationModel:
+          partial: int | None, init=None) -> SegmentationModel:
     import copy
 
     kept = copy.deepcopy(model) if partial is not None else model
@@ -301,7 +301,7 @@ def _save(model: SegmentationModel, out, recipe: PretrainRecipe, description: di
         command=f"napari-unet pretrain --data DIR --out {recipe.name}.safetensors "
                 f"--iterations {recipe.train.iterations} --learning-rate {recipe.train.learning_rate:g} "
                 f"--seed {recipe.train.seed} --precision {recipe.train.precision}"
-                + (f" --init {description['init'].split(':')[0]}" if "init" in description else ""),
+                + (f" --init {Path(init).name}" if init is not None else ""),
     )
     save_model(kept, out)
     return kept
