@@ -54,13 +54,14 @@ def test_finetune_writes_exactly_the_model_file_and_it_segments(files, tmp_path,
     out = tmp_path / "tuned.safetensors"
     code = main(["finetune", "--image", files["img"], "--labels", files["lbl"], "--region", "8:48,8:48",
                  "--image", files["img2"], "--labels", files["lbl2"], "--model", files["model"],
-                 "--out", str(out), *FAST])
+                 "--out", str(out), "--anchor", "42", *FAST])
     assert code == 0
     assert listing(tmp_path) == before | {"tuned.safetensors"}
     assert capsys.readouterr().out.startswith(f"wrote {out}: 2 steps")
     model = nu.load_model(out, device="cpu")
     assert model.name == "tuned"
     assert (model.history[-1]["kind"], model.history[-1]["steps"]) == ("finetune", 2)
+    assert model.history[-1]["config"]["anchor"] == 42.0
     assert main(["segment", files["img"], "--model", str(out), "--out", str(tmp_path / "seg"), "--device", "cpu"]) == 0
     assert tifffile.imread(tmp_path / "seg" / "img_labels.tif").shape == (64, 64)
 
@@ -149,6 +150,8 @@ FINETUNE_ERRORS = {
                       "error: --model {tmp}/nope.safetensors: no such file"),
     "learning rate": (["--image", "{img}", "--labels", "{lbl}", "--learning-rate", "0"],
                       "error: learning_rate must be > 0, got 0.0"),
+    "anchor": (["--image", "{img}", "--labels", "{lbl}", "--anchor", "-5"],
+               "error: anchor must be a number >= 0, got -5.0"),
 }
 
 

@@ -12,7 +12,8 @@ import torch
 import napari_unet as nu
 from napari_unet.config import TrainConfig
 from napari_unet.datasets import median_diameter, read_annotated
-from napari_unet.training.pretrain import PretrainRecipe, pretrain, sampling_weights, to_model_scale, training_images
+from napari_unet.training.pretrain import (PretrainRecipe, parse_shares, pretrain, sampling_weights, to_model_scale,
+                                          training_images)
 from napari_unet.synth import SynthConfig, synth_image
 
 TINY = PretrainRecipe(depth=2, base_channels=8, synthetic_images=2, synthetic_diameter=(10.0, 14.0),
@@ -73,6 +74,21 @@ def test_training_images_reach_the_model_diameter(annotated_folder):
     weights = sampling_weights(fit)
     assert weights.sum() == pytest.approx(1.0)
     assert weights[[i for i, t in enumerate(fit) if t.group == "synthetic"]].sum() == pytest.approx(0.3 / 0.9)
+    # other shares move the patches between the groups (no brightfield image here: 0.2 + 0.3 + 0.5)
+    shares = parse_shares("fluorescence=0.2,stained=0.3,synthetic=0.5")
+    weights = sampling_weights(fit, shares)
+    for group, share in (("fluorescence", 0.2), ("stained", 0.3), ("synthetic", 0.5)):
+        assert weights[[i for i, t in enumerate(fit) if t.group == group]].sum() == pytest.approx(share)
+
+
+def test_parse_shares_keeps_the_groups_left_out_and_names_mistakes():
+    assert dict(parse_shares("stained=0.35")) == {"fluorescence": 0.4, "stained": 0.35, "brightfield": 0.1,
+                                                  "synthetic": 0.3}
+    for text, message in (("bogus=1", "unknown group 'bogus'"), ("stained", "not GROUP=NUMBER"),
+                          ("stained=-0.1", "share of stained must be a number >= 0"),
+                          ("fluorescence=0,stained=0,brightfield=0,synthetic=0", "every group at 0")):
+        with pytest.raises(ValueError, match=message):
+            parse_shares(text)
 
 
 def test_to_model_scale_inverts_bright_backgrounds():
@@ -94,6 +110,16 @@ def test_pretrain_writes_a_model_with_its_diameter_and_data(annotated_folder, tm
     assert entry["kind"] == "pretrain" and entry["outcome"] == "completed"
     assert entry["data"]["split"] == "train" and "img4" not in entry["data"]["fit_ids"]
     assert entry["augmentation"]["zoom"] == list(TINY.augmentation.zoom)
+    assert entry["recipe"]["group_shares"] == dict(TINY.group_shares)
+    assert "--shares" not in entry["command"]  # the recipe's own shares
+
+
+def test_pretrain_records_other_shares_in_its_command(annotated_folder, tmp_path):
+    recipe = dataclasses.replace(TINY, group_shares=parse_shares("stained=0.5"))
+    pretrain(tmp_path / "n.safetensors", annotated_folder, recipe=recipe)
+    entry = nu.load_model(tmp_path / "n.safetensors").history[-1]
+    assert entry["recipe"]["group_shares"]["stained"] == 0.5
+    assert "--shares fluorescence=0.4,stained=0.5,brightfield=0.1,synthetic=0.3" in entry["command"]
 
 
 def test_pretrain_refuses_a_folder_without_a_train_split(annotated_folder, tmp_path):
@@ -140,7 +166,9 @@ def test_pretrain_command_passes_the_schedule_on(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(module, "iter_pretrain", fake)
     assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--init",
                  str(tmp_path / "start.safetensors"), "--iterations", "30", "--learning-rate", "5e-4",
-                 "--seed", "3"]) == 0
+                 "--seed", "3", "--shares", "stained=0.35,synthetic=0.15"]) == 0
+    assert dict(seen["recipe"].group_shares)["stained"] == 0.35
+    assert dict(seen["recipe"].group_shares)["synthetic"] == 0.15
     train = seen["recipe"].train
     assert (train.iterations, train.learning_rate, train.seed) == (30, 5e-4, 3)
     assert seen["init"] == tmp_path / "start.safetensors"
@@ -149,6 +177,9 @@ def test_pretrain_command_passes_the_schedule_on(monkeypatch, tmp_path, capsys):
         main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--learning-rate", "0"])
     assert exit.value.code == 2
     assert "--learning-rate" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"),
+                 "--shares", "blue=1"]) == 2
+    assert "--shares: unknown group 'blue'" in capsys.readouterr().err
 
 
 def test_pretrain_init_must_be_the_recipes_network(annotated_folder, tmp_path):

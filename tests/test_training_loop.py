@@ -371,6 +371,30 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_others(tiny_model
     assert not same_weights(first, other)
 
 
+def test_an_anchor_keeps_the_weights_near_their_start(tiny_model, sample):
+    start = state(tiny_model)
+
+    def drift(model) -> float:
+        weights = state(model)
+        return float(sum(((weights[k].float() - start[k].float()) ** 2).sum() for k in start if k in weights))
+
+    free = drift(finished(events_of(tiny_model, *sample, config=CONFIG.replace(learning_rate=1e-2))).model)
+    held = drift(finished(events_of(tiny_model, *sample, config=CONFIG.replace(learning_rate=1e-2, anchor=60.0))).model)
+    # learning rate x anchor >= 1: every step is undone (batch-norm running statistics aside)
+    pinned = finished(events_of(tiny_model, *sample, config=CONFIG.replace(learning_rate=1e-2, anchor=1e4))).model
+    assert 0 < held < 0.5 * free
+    parameters = dict(pinned.network.named_parameters())
+    assert all(torch.allclose(parameters[k], start[k].to(parameters[k].dtype)) for k in parameters)
+    assert finished(events_of(tiny_model, *sample, config=CONFIG.replace(anchor=30.0))).model.history[-1][
+        "config"]["anchor"] == 30.0
+
+
+@pytest.mark.parametrize("anchor", [-1.0, float("nan"), float("inf"), "strong"])
+def test_a_bad_anchor_is_refused(anchor):
+    with pytest.raises(ValueError, match="anchor must be a number >= 0"):
+        TrainConfig(anchor=anchor)
+
+
 def test_learning_rate_warms_up_then_decays_to_five_percent():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     done = [0]

@@ -222,6 +222,9 @@ def test_a_diverged_finetune_is_reported_and_not_registered(widget, viewer, regi
 def test_the_learning_rate_keeps_small_values(widget, qtbot, messages):
     field = widget.learning_rate
     assert field.value == "1e-3" and widget.config().learning_rate == 1e-3
+    assert widget.config().anchor == nu.TrainConfig().anchor  # the API's default
+    widget.anchor.value = 250.0
+    assert widget.config().anchor == 250.0
     for typed, expected in (("5e-5", 5e-5), ("1e-6", 1e-6), ("0.00025", 2.5e-4)):
         field.native.clear()
         qtbot.keyClicks(field.native, typed)
@@ -276,7 +279,7 @@ def test_the_time_left_ignores_the_slow_first_steps(widget):
 
 
 def test_advanced_options_are_folded_away(widget):
-    assert_advanced_folded(widget, [widget.iterations, widget.learning_rate])
+    assert_advanced_folded(widget, [widget.iterations, widget.learning_rate, widget.anchor])
 
 
 def test_every_control_has_a_tooltip(widget):

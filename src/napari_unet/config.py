@@ -280,6 +280,11 @@ class TrainConfig(_Replaceable):
         Typical diameter (pixels) of the annotated cells. A model with a working diameter
         is trained on the images rescaled so the cells have that diameter, as prediction
         will show them. None: the median diameter of the annotated cells.
+    anchor : float
+        Pull toward the starting weights (>= 0): after every step each weight moves back
+        toward its value before fine-tuning by ``learning rate x anchor`` of the distance
+        (a decoupled L2-SP penalty), so a few cells adapt the model without making it
+        forget what it saw in pretraining. 0: no pull.
     """
 
     iterations: int = 300
@@ -299,9 +304,12 @@ class TrainConfig(_Replaceable):
     device: str = "auto"
     precision: str = "auto"
     diameter: float | None = None
+    anchor: float = 0.0
 
     def __post_init__(self):
         check_positive_number("diameter", self.diameter, optional=True)
+        if not (isinstance(self.anchor, (int, float)) and 0 <= self.anchor < float("inf")):
+            raise ValueError(f"anchor must be a number >= 0, got {self.anchor!r}")
         check_positive_number("minutes", self.minutes, optional=True)
         check_positive_int("iterations", self.iterations)
         check_positive_int("batch_size", self.batch_size)

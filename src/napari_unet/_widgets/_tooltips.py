@@ -81,6 +81,9 @@ SUGGEST = ("Annotate here next: show where the model disagrees with itself (its 
 LEARNING_RATE = ("How big a correction each training step makes. 1e-3 (= 0.001) suits most fine-tuning; try "
                  "1e-4 when the loss jumps up and down or the run stops as 'diverged'. Type e.g. 5e-5 or "
                  "0.00005.")
+ANCHOR = ("How strongly training pulls the model back toward the one you start from. It keeps what the "
+          "pretrained model knows about cells in general while it learns your few cells; 0 lets it drift freely "
+          "(it may then do worse on images unlike the annotated one).")
 FINETUNE_RUN = "Train on your annotations. The new model is added to the model lists of the other widgets."
 LOSS_PLOT = ("Training error at each step (grey) and its running mean (orange); validation error in blue when "
              "held-out images are scored. It should go down and flatten out.")

@@ -9,6 +9,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels, Shapes
 
+from ..config import TrainConfig
 from . import _tooltips as tips
 from ._annotation import (ANNOTATION_KEY, REGIONS_KEY, Pair, annotation_from_segmentation, find_segmentation,
                           layers_made_here, new_annotation_layer, new_regions_layer, plane_shape_of, training_pairs)
@@ -78,8 +79,12 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
         self.minutes = FloatSpinBox(label="time (min)", value=2.0, min=0.1, max=600.0, step=0.5, tooltip=tips.MINUTES)
         self.iterations = SpinBox(label="at most steps", value=10_000, min=1, max=1_000_000, step=100,
                                   tooltip=tips.ITERATIONS)
-        self.learning_rate = ScientificEdit(label="learning rate", value=1e-3, tooltip=tips.LEARNING_RATE)
-        self.advanced = Advanced([self.iterations, self.learning_rate], tooltip=tips.ADVANCED)
+        defaults = TrainConfig()
+        self.learning_rate = ScientificEdit(label="learning rate", value=defaults.learning_rate,
+                                            tooltip=tips.LEARNING_RATE)
+        self.anchor = FloatSpinBox(label="stay close to start", value=defaults.anchor, min=0.0, max=1e4, step=10.0,
+                                   tooltip=tips.ANCHOR)
+        self.advanced = Advanced([self.iterations, self.learning_rate, self.anchor], tooltip=tips.ADVANCED)
         self.controls = RunControls("Fine-tune", tips.FINETUNE_RUN)
         self.save_path = FileEdit(label="save to", mode="w", filter="*.safetensors", tooltip=tips.SAVE_PATH)
         self.save = PushButton(text="Save model", enabled=False, tooltip=tips.SAVE_MODEL)
@@ -248,10 +253,8 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
     # -- training -----------------------------------------------------------------------
 
     def config(self):
-        from ..config import TrainConfig
-
         return TrainConfig(minutes=float(self.minutes.value), iterations=int(self.iterations.value),
-                           learning_rate=self.learning_rate.number())
+                           learning_rate=self.learning_rate.number(), anchor=float(self.anchor.value))
 
     def run(self, *_) -> None:
         """Check the annotations (explained before anything starts), then fine-tune in a worker."""

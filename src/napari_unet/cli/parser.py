@@ -125,6 +125,10 @@ def _add_finetune_parser(commands) -> None:
                           help="optimiser steps: exactly this many, or at most this many within --minutes")
     finetune.add_argument("--learning-rate", type=float,
                           help=f"peak learning rate (default: {default.learning_rate:g})")
+    finetune.add_argument("--anchor", type=float,
+                          help="pull toward the starting model's weights after every step, so a few cells adapt "
+                               "it without making it forget (0: none; default: "
+                               f"{default.anchor:g})")
     finetune.add_argument("--batch-size", type=positive_int, help=f"patches per step (default: {default.batch_size})")
     finetune.add_argument("--patch-size", type=positive_int,
                           help=f"output pixels per patch edge (default: {default.patch_size})")
@@ -172,6 +176,9 @@ def _add_other_parsers(commands) -> None:
                           help="peak learning rate of the schedule (default: the recipe's, 2e-3; lower it to "
                                "go on from a checkpoint with --init)")
     pretrain.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
+    pretrain.add_argument("--shares", metavar="GROUP=SHARE,...",
+                          help="share of the patches drawn from each group of images: fluorescence, stained, "
+                               "brightfield, synthetic (default: 0.4, 0.2, 0.1, 0.3; groups left out keep theirs)")
     pretrain.add_argument("--device", default="auto", help=DEVICE_HELP)
     pretrain.add_argument("--precision", choices=PRECISIONS, help="autocast precision (default: the recipe's, bf16)")
     pretrain.add_argument("--workers", type=int, default=0,

@@ -113,7 +113,7 @@ def command_finetune(args) -> int:
     minutes = args.minutes if args.minutes is not None else (DEFAULT_MINUTES if args.iterations is None else None)
     iterations = args.iterations or (MAX_STEPS if minutes is not None else None)
     changes = dict(iterations=iterations, minutes=minutes, seed=args.seed, batch_size=args.batch_size,
-                   patch_size=args.patch_size, learning_rate=args.learning_rate)
+                   patch_size=args.patch_size, learning_rate=args.learning_rate, anchor=args.anchor)
     config = TrainConfig(device=args.device, precision=args.precision,
                          **{key: value for key, value in changes.items() if value is not None})
     resolve_device(config.device)
@@ -140,9 +140,14 @@ def command_finetune(args) -> int:
 def command_pretrain(args) -> int:
     import dataclasses
 
-    from ..training.pretrain import PretrainRecipe, iter_pretrain
+    from ..training.pretrain import PretrainRecipe, iter_pretrain, parse_shares
 
     recipe = PretrainRecipe()
+    if args.shares is not None:
+        try:
+            recipe = dataclasses.replace(recipe, group_shares=parse_shares(args.shares))
+        except ValueError as error:
+            raise CommandError(f"--{error}") from None
     options = dict(iterations=args.iterations, seed=args.seed, precision=args.precision,
                    learning_rate=args.learning_rate)
     changes = {k: v for k, v in options.items() if v is not None}

@@ -131,6 +131,8 @@ class _Training:
         # channels-last convolutions run markedly faster on CPUs (and with AMP on GPUs)
         self.network.to(self.device, memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.network, config)
+        # the weights a positive ``anchor`` pulls back to
+        self.start = [p.detach().clone() for p in self.network.parameters()] if config.anchor > 0 else None
         self.steps_done = 0
         self.started = time.perf_counter()  # the budget starts after the annotations are prepared
         self.scheduler = make_scheduler(self.optimizer, self.progress)
@@ -170,7 +172,18 @@ class _Training:
         else:
             loss.backward()
             self.optimizer.step()
+        self._pull_to_start()
         return float(loss.detach())
+
+    @torch.no_grad()
+    def _pull_to_start(self) -> None:
+        """Decoupled L2-SP: move every weight back toward its starting value by
+        ``learning rate x anchor`` of the distance (capped at all of it)."""
+        if self.start is None:
+            return
+        share = min(1.0, self.optimizer.param_groups[0]["lr"] * self.config.anchor)
+        for parameter, start in zip(self.network.parameters(), self.start):
+            parameter.lerp_(start, share)
 
     def step(self, step: int) -> Iterator[TrainStep | Notice | TrainFinished]:
         """One optimiser step (retried with half the batch after running out of memory)."""

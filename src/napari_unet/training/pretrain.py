@@ -31,8 +31,9 @@ from ..synth import SynthConfig, synth_image
 from .augment import AugmentConfig
 from .loop import iter_finetune
 
-# share of the patches drawn from each group of training images
+# share of the patches drawn from each group of training images (the recipe's default)
 GROUP_SHARES = {"fluorescence": 0.40, "stained": 0.20, "brightfield": 0.10, "synthetic": 0.30}
+GROUPS = tuple(GROUP_SHARES)
 SYNTHETIC_MODALITIES = ("fluorescence", "brightfield", "stained", "fluorescence-colour")
 
 
@@ -49,6 +50,8 @@ class PretrainRecipe:
     synthetic_images: int = 300
     synthetic_diameter: tuple[float, float] = (5.0, 100.0)
     data_seed: int = 0
+    # (group, share of the patches) for fluorescence, stained, brightfield and synthetic images
+    group_shares: tuple[tuple[str, float], ...] = tuple(GROUP_SHARES.items())
     augmentation: AugmentConfig = AugmentConfig(zoom=(0.67, 1.5), channel_gain=(0.85, 1.15), blur=(0.0, 1.0),
                                                 noise_std=(0.0, 0.08), image_order=1)
     train: TrainConfig = TrainConfig(iterations=16000, learning_rate=2e-3, batch_size=4, patch_size=192,
@@ -149,14 +152,37 @@ def training_images(recipe: PretrainRecipe, data) -> TrainingData:
     return TrainingData(fit_images, [convert(s, s.modality) for s in held_out], held_out, description)
 
 
-def sampling_weights(images: list[TrainingImage]) -> np.ndarray:
-    """Per image: its group's share (:data:`GROUP_SHARES`) split in proportion to its area."""
+def parse_shares(text: str) -> tuple[tuple[str, float], ...]:
+    """``"stained=0.35,synthetic=0.2"`` -> the recipe's group shares with those replaced
+    (the groups left out keep their default share)."""
+    shares = dict(GROUP_SHARES)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        group, _, value = item.partition("=")
+        group = group.strip()
+        if group not in shares:
+            raise ValueError(f"shares: unknown group {group!r} in {text!r} (groups: {', '.join(GROUPS)})")
+        try:
+            share = float(value)
+        except ValueError:
+            raise ValueError(f"shares: {item!r} is not GROUP=NUMBER") from None
+        if not np.isfinite(share) or share < 0:
+            raise ValueError(f"shares: the share of {group} must be a number >= 0, got {value!r}")
+        shares[group] = share
+    if sum(shares.values()) <= 0:
+        raise ValueError(f"shares: {text!r} leaves every group at 0")
+    return tuple(shares.items())
+
+
+def sampling_weights(images: list[TrainingImage], shares=tuple(GROUP_SHARES.items())) -> np.ndarray:
+    """Per image: its group's share (``shares``, pairs of group and share) split in
+    proportion to its area."""
+    shares = dict(shares)
     weights = np.zeros(len(images))
     groups = {image.group for image in images}
     for group in groups:
         members = [i for i, image in enumerate(images) if image.group == group]
         areas = np.array([images[i].labels.size for i in members], dtype=float)
-        weights[members] = GROUP_SHARES.get(group, 0.1) * areas / areas.sum()
+        weights[members] = shares.get(group, 0.1) * areas / areas.sum()
     return weights / weights.sum()
 
 
@@ -255,7 +281,7 @@ def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe(), init=
     config = dataclasses.replace(recipe.train, diameter=recipe.diameter)
     events = iter_finetune(model, [t.image for t in fit], [t.labels for t in fit],
                            validation=[(t.image, t.labels) for t in held_out], config=config,
-                           augmentation=recipe.augmentation, sampling=sampling_weights(fit))
+                           augmentation=recipe.augmentation, sampling=sampling_weights(fit, recipe.group_shares))
     for event in events:
         if isinstance(event, Validation) and event.metrics["ap50"] > best:
             best = event.metrics["ap50"]
@@ -296,11 +322,13 @@ def _save(model: SegmentationModel, out, recipe: PretrainRecipe, description: di
         data=description,
         recipe={"depth": recipe.depth, "base_channels": recipe.base_channels, "in_channels": recipe.in_channels,
                 "diameter": recipe.diameter, "holdout_fraction": recipe.holdout_fraction,
-                "group_shares": GROUP_SHARES},
+                "group_shares": dict(recipe.group_shares)},
         seconds=round(time.perf_counter() - started, 1),
         command=f"napari-unet pretrain --data DIR --out {recipe.name}.safetensors "
                 f"--iterations {recipe.train.iterations} --learning-rate {recipe.train.learning_rate:g} "
                 f"--seed {recipe.train.seed} --precision {recipe.train.precision}"
+                + ("" if dict(recipe.group_shares) == GROUP_SHARES else
+                   " --shares " + ",".join(f"{g}={v:g}" for g, v in recipe.group_shares))
                 + (f" --init {Path(init).name}" if init is not None else ""),
     )
     save_model(kept, out)
