@@ -1,5 +1,6 @@
 """Fine-tuning: sparse annotations, weight maps, events, cancellation, divergence, OOM."""
 
+import copy
 import math
 import warnings
 
@@ -371,22 +372,27 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_others(tiny_model
     assert not same_weights(first, other)
 
 
-def test_an_anchor_keeps_the_weights_near_their_start(tiny_model, sample):
-    start = state(tiny_model)
+def test_an_anchor_keeps_a_trained_model_near_its_start(tiny_model, sample):
+    trained = copy.deepcopy(tiny_model)
+    trained.history.append({"kind": "pretrain", "outcome": "completed"})
+    start = state(trained)
 
     def drift(model) -> float:
         weights = state(model)
-        return float(sum(((weights[k].float() - start[k].float()) ** 2).sum() for k in start if k in weights))
+        return float(sum(((weights[k].float() - start[k].float()) ** 2).sum() for k in start))
 
-    free = drift(finished(events_of(tiny_model, *sample, config=CONFIG.replace(learning_rate=1e-2))).model)
-    held = drift(finished(events_of(tiny_model, *sample, config=CONFIG.replace(learning_rate=1e-2, anchor=60.0))).model)
-    # learning rate x anchor >= 1: every step is undone (batch-norm running statistics aside)
-    pinned = finished(events_of(tiny_model, *sample, config=CONFIG.replace(learning_rate=1e-2, anchor=1e4))).model
+    def tuned(model, anchor):
+        return finished(events_of(model, *sample, config=CONFIG.replace(learning_rate=1e-2, anchor=anchor))).model
+
+    free, held = drift(tuned(trained, 0.0)), drift(tuned(trained, 60.0))
     assert 0 < held < 0.5 * free
-    parameters = dict(pinned.network.named_parameters())
-    assert all(torch.allclose(parameters[k], start[k].to(parameters[k].dtype)) for k in parameters)
-    assert finished(events_of(tiny_model, *sample, config=CONFIG.replace(anchor=30.0))).model.history[-1][
-        "config"]["anchor"] == 30.0
+    # learning rate x anchor >= 1 at every step: every step is undone
+    pinned = dict(tuned(trained, 1e4).network.named_parameters())
+    assert all(torch.allclose(pinned[k], start[k].to(pinned[k].dtype)) for k in pinned)
+    assert tuned(trained, 60.0).history[-1]["config"]["anchor"] == 60.0
+    # random weights (no history) hold nothing to keep: the anchor leaves them free
+    assert same_weights(state(tuned(tiny_model, 1e4)), state(tuned(tiny_model, 0.0)))
+    assert TrainConfig().anchor > 0  # on by default for fine-tuning
 
 
 @pytest.mark.parametrize("anchor", [-1.0, float("nan"), float("inf"), "strong"])

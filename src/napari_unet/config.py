@@ -284,7 +284,9 @@ class TrainConfig(_Replaceable):
         Pull toward the starting weights (>= 0): after every step each weight moves back
         toward its value before fine-tuning by ``learning rate x anchor`` of the distance
         (a decoupled L2-SP penalty), so a few cells adapt the model without making it
-        forget what it saw in pretraining. 0: no pull.
+        forget what it saw in pretraining. 0: no pull. A model with no training history
+        (random weights) is never pulled back. The default was chosen on the DSB2018
+        ``train`` split (docs/benchmarks.md).
     """
 
     iterations: int = 300
@@ -304,7 +306,7 @@ class TrainConfig(_Replaceable):
     device: str = "auto"
     precision: str = "auto"
     diameter: float | None = None
-    anchor: float = 0.0
+    anchor: float = 100.0
 
     def __post_init__(self):
         check_positive_number("diameter", self.diameter, optional=True)

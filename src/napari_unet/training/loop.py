@@ -131,8 +131,10 @@ class _Training:
         # channels-last convolutions run markedly faster on CPUs (and with AMP on GPUs)
         self.network.to(self.device, memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.network, config)
-        # the weights a positive ``anchor`` pulls back to
-        self.start = [p.detach().clone() for p in self.network.parameters()] if config.anchor > 0 else None
+        # the weights a positive ``anchor`` pulls back to: those of a trained model (random
+        # weights of a model with no history hold nothing worth keeping)
+        anchored = config.anchor > 0 and bool(self.model.history)
+        self.start = [p.detach().clone() for p in self.network.parameters()] if anchored else None
         self.steps_done = 0
         self.started = time.perf_counter()  # the budget starts after the annotations are prepared
         self.scheduler = make_scheduler(self.optimizer, self.progress)

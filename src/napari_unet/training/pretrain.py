@@ -55,7 +55,7 @@ class PretrainRecipe:
     augmentation: AugmentConfig = AugmentConfig(zoom=(0.67, 1.5), channel_gain=(0.85, 1.15), blur=(0.0, 1.0),
                                                 noise_std=(0.0, 0.08), image_order=1)
     train: TrainConfig = TrainConfig(iterations=16000, learning_rate=2e-3, batch_size=4, patch_size=192,
-                                     freeze_batchnorm=False, validate_every=1000, precision="bf16")
+                                     freeze_batchnorm=False, validate_every=1000, precision="bf16", anchor=0.0)
 
 
 @dataclass(frozen=True)
