@@ -29,14 +29,25 @@ def check_positive_int(name: str, value, *, minimum: int = 1, optional: bool = F
         raise ValueError(f"{name} must be an integer >= {minimum}{allowed}, got {value!r}")
 
 
+def _is_finite_number(value) -> bool:
+    """True for finite Python and numpy ints and floats (not bools)."""
+    return (not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+            and bool(np.isfinite(value)))
+
+
 def check_positive_number(name: str, value, *, optional: bool = False) -> None:
     """Raise unless ``value`` is a finite number > 0 (or None when ``optional``)."""
     if optional and value is None:
         return
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or value <= 0:
+    if not _is_finite_number(value) or value <= 0:
         allowed = " or None" if optional else ""
         raise ValueError(f"{name} must be a positive number{allowed}, got {value!r}")
+
+
+def check_non_negative_number(name: str, value) -> None:
+    """Raise unless ``value`` is a finite number >= 0."""
+    if not _is_finite_number(value) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
 def check_probability(name: str, value) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .checks import check_choice, check_positive_int, check_positive_number
+from .checks import check_choice, check_non_negative_number, check_positive_int, check_positive_number
 
 ARCHITECTURES = ("unet", "unetplusplus")
 PADDINGS = ("valid", "same")
@@ -310,8 +310,7 @@ class TrainConfig(_Replaceable):
 
     def __post_init__(self):
         check_positive_number("diameter", self.diameter, optional=True)
-        if not (isinstance(self.anchor, (int, float)) and 0 <= self.anchor < float("inf")):
-            raise ValueError(f"anchor must be a number >= 0, got {self.anchor!r}")
+        check_non_negative_number("anchor", self.anchor)
         check_positive_number("minutes", self.minutes, optional=True)
         check_positive_int("iterations", self.iterations)
         check_positive_int("batch_size", self.batch_size)

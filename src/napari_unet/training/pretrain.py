@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_non_negative_number
 from ..config import TrainConfig
 from ..datasets import AnnotatedImage, median_diameter, read_annotated
 from ..events import TrainFinished, Validation
@@ -33,7 +34,6 @@ from .loop import iter_finetune
 
 # share of the patches drawn from each group of training images (the recipe's default)
 GROUP_SHARES = {"fluorescence": 0.40, "stained": 0.20, "brightfield": 0.10, "synthetic": 0.30}
-GROUPS = tuple(GROUP_SHARES)
 SYNTHETIC_MODALITIES = ("fluorescence", "brightfield", "stained", "fluorescence-colour")
 
 
@@ -160,13 +160,12 @@ def parse_shares(text: str) -> tuple[tuple[str, float], ...]:
         group, _, value = item.partition("=")
         group = group.strip()
         if group not in shares:
-            raise ValueError(f"shares: unknown group {group!r} in {text!r} (groups: {', '.join(GROUPS)})")
+            raise ValueError(f"shares: unknown group {group!r} in {text!r} (groups: {', '.join(GROUP_SHARES)})")
         try:
             share = float(value)
         except ValueError:
             raise ValueError(f"shares: {item!r} is not GROUP=NUMBER") from None
-        if not np.isfinite(share) or share < 0:
-            raise ValueError(f"shares: the share of {group} must be a number >= 0, got {value!r}")
+        check_non_negative_number(f"shares: the share of {group}", share)
         shares[group] = share
     if sum(shares.values()) <= 0:
         raise ValueError(f"shares: {text!r} leaves every group at 0")
