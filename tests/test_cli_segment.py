@@ -443,6 +443,24 @@ def test_post_processing_options_reach_the_labels(options, fields, tiny_model, t
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "cells_labels.tif"), expected)
 
 
+def test_split_depth_option_decides_whether_a_dumbbell_is_split(tiny_model_file, tmp_path, monkeypatch, capsys):
+    from napari_unet.inference import segment
+
+    yy, xx = np.mgrid[:40, :60]
+    cell = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 36) ** 2 <= 64)
+    probabilities = np.stack([~cell, cell, np.zeros_like(cell)]).astype(np.float32)
+    monkeypatch.setattr(segment, "predict_plane_tiles", lambda source, runner, tiles, geometry: (
+        (tile, probabilities[:, tile.y, tile.x]) for tile in tiles))
+    np.save(tmp_path / "cells.npy", np.zeros((40, 60), np.float32))
+    counts = {}
+    for depth in ("0.5", "6"):
+        code, _, _ = _run(capsys, "segment", tmp_path / "cells.npy", "--model", tiny_model_file, "--out",
+                          tmp_path / depth, "--device", "cpu", "--split-depth", depth)
+        assert code == 0
+        counts[depth] = int(tifffile.imread(tmp_path / depth / "cells_labels.tif").max())
+    assert counts == {"0.5": 2, "6": 1}
+
+
 def test_every_option_has_help_text():
     from napari_unet.cli.parser import build_parser
 

@@ -401,14 +401,30 @@ def test_a_stricter_foreground_threshold_draws_cells_tighter():
         probabilities_to_labels(probabilities, foreground=1.0)
 
 
-def test_segment_uses_the_models_calibrated_foreground(tiny_model, monkeypatch):
+def test_segment_uses_the_models_calibrated_labelling_unless_told_otherwise(tiny_model, monkeypatch):
+    from napari_unet.config import Labelling
     from napari_unet.inference import segment as segmenting
 
     seen = []
     original = segmenting.probabilities_to_labels
     monkeypatch.setattr(segmenting, "probabilities_to_labels",
-                        lambda p, **options: seen.append(options["foreground"]) or original(p, **options))
-    tiny_model.foreground = 0.8
+                        lambda p, **options: seen.append(options) or original(p, **options))
+    tiny_model.labelling = Labelling(threshold=0.3, foreground=0.8, split_depth=2.5, min_size=7)
     nu.segment(np.zeros((24, 24), np.float32), tiny_model, device="cpu")
-    nu.segment(np.zeros((24, 24), np.float32), tiny_model, device="cpu", foreground=0.6)
-    assert seen == [0.8, 0.6]
+    nu.segment(np.zeros((24, 24), np.float32), tiny_model, device="cpu", foreground=0.6, split_depth=0.5,
+               min_size=3)
+    assert seen[0] == {"threshold": 0.3, "foreground": 0.8, "split_depth": 2.5, "min_size": 7, "seeds": "distance"}
+    assert seen[1] == {"threshold": 0.3, "foreground": 0.6, "split_depth": 0.5, "min_size": 3, "seeds": "distance"}
+
+
+def test_split_depth_decides_whether_a_dumbbell_is_one_cell_or_two():
+    yy, xx = np.mgrid[:40, :60]
+    # two overlapping discs of radius 10 and 8: a neck a little narrower than the smaller one
+    cell = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 36) ** 2 <= 64)
+    probabilities = np.zeros((3, 40, 60), np.float32)
+    probabilities[0] = ~cell
+    probabilities[1] = cell
+    assert probabilities_to_labels(probabilities, split_depth=0.5).max() == 2
+    assert probabilities_to_labels(probabilities, split_depth=6.0).max() == 1
+    with pytest.raises(ValueError, match="split_depth must be a number >= 0"):
+        probabilities_to_labels(probabilities, split_depth=-1)

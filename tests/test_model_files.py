@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import napari_unet as nu
+from napari_unet.config import Labelling
 from napari_unet.models import ModelFileError
 from napari_unet.models import io as model_io
 
@@ -28,13 +29,14 @@ def _outputs(model, x):
 def test_round_trip_keeps_outputs_and_metadata(options, tmp_path):
     model = nu.create_model(name="mine", **options)
     model.history.append({"kind": "test", "steps": 3})
+    model.labelling = Labelling(threshold=0.4, foreground=0.85, split_depth=2.5, min_size=30)
     path = nu.save_model(model, tmp_path / "m.safetensors")
     loaded = nu.load_model(path, device="cpu")
     x = torch.randn(1, 1, 60, 60)
     assert torch.allclose(_outputs(model, x), _outputs(loaded, x))
     assert loaded.config == model.config
     assert loaded.name == "mine" and loaded.history == [{"kind": "test", "steps": 3}]
-    assert loaded.normalization == model.normalization
+    assert loaded.normalization == model.normalization and loaded.labelling == model.labelling
 
 
 def test_save_is_atomic_when_interrupted(tiny_model, tmp_path, monkeypatch):
@@ -145,7 +147,9 @@ def _nan_weights(path):
     (_nan_weights, "NaN"),
     (lambda p: _edit_document(p, diameter=-3), "diameter must be a positive number"),
     (lambda p: _edit_document(p, diameter="big"), "diameter must be a positive number"),
-    (lambda p: _edit_document(p, foreground=1.5), "foreground must be a probability"),
+    (lambda p: _edit_document(p, labelling={"foreground": 1.5}), "labelling: foreground must be in"),
+    (lambda p: _edit_document(p, labelling={"speed": 2}), "unknown Labelling field"),
+    (lambda p: _edit_document(p, labelling=[0.5]), "labelling must be a mapping"),
 ])
 def test_damaged_files_give_a_clear_error(damage, message, tiny_model_file):
     damage(tiny_model_file)
@@ -196,3 +200,14 @@ def test_a_header_length_that_starts_like_a_pickle_still_loads(tiny_model, tmp_p
     else:
         pytest.fail("no name length gave a header length ending in 0x80")
     assert nu.load_model(path, device="cpu").name == tiny_model.name
+
+
+def test_files_from_before_labelling_keep_their_foreground_threshold(tiny_model_file):
+    header, body = _header(tiny_model_file)
+    document = json.loads(header["__metadata__"]["napari_unet"])
+    del document["labelling"]
+    document["foreground"] = 0.8
+    header["__metadata__"]["napari_unet"] = json.dumps(document)
+    _write(tiny_model_file, header, body)
+    labelling = nu.load_model(tiny_model_file).labelling
+    assert labelling.foreground == 0.8 and labelling.split_depth == Labelling().split_depth

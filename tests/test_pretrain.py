@@ -12,7 +12,7 @@ import torch
 import napari_unet as nu
 from napari_unet.config import TrainConfig
 from napari_unet.datasets import median_diameter, read_annotated
-from napari_unet.training.pretrain import (PretrainRecipe, parse_shares, pretrain, sampling_weights, to_model_scale,
+from napari_unet.training.pretrain import (LABELLING_GRID, PretrainRecipe, calibrate_labelling, parse_shares, pretrain, sampling_weights, to_model_scale,
                                           training_images)
 from napari_unet.synth import SynthConfig, synth_image
 
@@ -105,7 +105,8 @@ def test_pretrain_writes_a_model_with_its_diameter_and_data(annotated_folder, tm
     assert loaded.diameter == TINY.diameter == model.diameter
     assert loaded.config.in_channels == 3
     assert loaded.diameter_bias == model.diameter_bias > 0
-    assert loaded.foreground == model.foreground and 0.5 <= loaded.foreground <= 0.96
+    assert loaded.labelling == model.labelling
+    assert model.labelling.foreground in LABELLING_GRID["foreground"]
     entry = loaded.history[-1]
     assert entry["kind"] == "pretrain" and entry["outcome"] == "completed"
     assert entry["data"]["split"] == "train" and "img4" not in entry["data"]["fit_ids"]
@@ -190,3 +191,33 @@ def test_pretrain_init_must_be_the_recipes_network(annotated_folder, tmp_path):
     with pytest.raises(ValueError, match="same file as init"):
         pretrain(other, annotated_folder, recipe=TINY, init=other)
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_calibrate_labelling_undoes_cells_drawn_too_large_and_drops_specks(tiny_model, monkeypatch):
+    from napari_unet.config import Labelling
+    from napari_unet.datasets import AnnotatedImage
+    from napari_unet.inference import runner
+    from napari_unet.inference.labels import probabilities_to_labels
+    from napari_unet.metrics import average_precision
+
+    truth = np.zeros((64, 64), np.int32)
+    yy, xx = np.mgrid[:64, :64]
+    for index, (y, x) in enumerate([(14, 14), (14, 46), (46, 14), (46, 46)], start=1):
+        truth[(yy - y) ** 2 + (xx - x) ** 2 <= 49] = index
+    # the network's habits: cells painted 2 px too large (at foreground 0.7), 5x5 specks of "cells"
+    from scipy import ndimage as ndi
+    drawn = ndi.binary_dilation(truth > 0, iterations=2)
+    probabilities = np.zeros((3, 64, 64), np.float32)
+    probabilities[0] = np.where(truth > 0, 0.0, np.where(drawn, 0.3, 1.0))
+    probabilities[1] = ndi.binary_erosion(truth > 0)
+    probabilities[1, 28:33, 28:33], probabilities[0, 28:33, 28:33] = 1.0, 0.0
+    probabilities[2] = 1 - probabilities[0] - probabilities[1]
+    monkeypatch.setattr(runner, "predict_plane", lambda *args: probabilities.copy())
+    sample = AnnotatedImage(id="a", image=np.zeros((64, 64), np.float32), labels=truth, modality="fluorescence",
+                            diameter=median_diameter(truth))
+    calibrated = calibrate_labelling(tiny_model, [sample])
+    assert calibrated.foreground >= 0.7 and calibrated.min_size >= 30
+    before = probabilities_to_labels(probabilities, **dataclasses.asdict(Labelling()))
+    after = probabilities_to_labels(probabilities, **dataclasses.asdict(calibrated))
+    assert average_precision(before, truth, thresholds=(0.75,))[0.75] < 0.5
+    assert average_precision(after, truth, thresholds=(0.75,))[0.75] == 1.0

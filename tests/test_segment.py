@@ -134,6 +134,26 @@ def test_bad_options_are_refused(options, message, tiny_model):
         nu.predict_probabilities(np.zeros((16, 16)), tiny_model, **{"device": "cpu", **options})
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(threshold=1.5), "threshold must be in \\(0, 1\\) or None, got 1.5"),
+    (dict(foreground=0), "foreground must be in \\(0, 1\\) or None, got 0"),
+    (dict(split_depth=-1), "split_depth must be a number >= 0, got -1"),
+    (dict(min_size=-2), "min_size must be an integer >= 0"),
+])
+def test_bad_labelling_options_are_refused(options, message, tiny_model):
+    with pytest.raises(ValueError, match=message):
+        nu.segment(np.zeros((16, 16)), tiny_model, **{"device": "cpu", **options})
+
+
+def test_bad_calibrated_labelling_is_refused():
+    from napari_unet.config import Labelling
+
+    with pytest.raises(ValueError, match="threshold must be in \\(0, 1\\), got 1"):
+        Labelling(threshold=1)
+    with pytest.raises(ValueError, match="split_depth must be a number >= 0"):
+        Labelling(split_depth=float("nan"))
+
+
 def test_rgb_for_multichannel_mismatch_is_refused():
     model = nu.create_model("unet", depth=2, base_channels=8, in_channels=2)
     with pytest.raises(ValueError, match="reads 2 channels"):

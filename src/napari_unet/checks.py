@@ -56,6 +56,15 @@ def check_probability(name: str, value) -> None:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
 
 
+def check_open_probability(name: str, value, *, optional: bool = False) -> None:
+    """Raise unless ``value`` is a number in the open interval (0, 1) (or None when ``optional``)."""
+    if optional and value is None:
+        return
+    if not _is_finite_number(value) or not 0 < value < 1:
+        allowed = " or None" if optional else ""
+        raise ValueError(f"{name} must be in (0, 1){allowed}, got {value!r}")
+
+
 def check_interval(name: str, interval, minimum: float) -> None:
     """Raise unless ``interval`` is ``(low, high)`` with ``minimum <= low <= high``."""
     if len(interval) != 2 or not minimum <= interval[0] <= interval[1]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .checks import check_choice, check_non_negative_number, check_positive_int, check_positive_number
+from .checks import (check_choice, check_non_negative_number, check_open_probability, check_positive_int,
+                     check_positive_number)
 
 ARCHITECTURES = ("unet", "unetplusplus")
 PADDINGS = ("valid", "same")
@@ -109,6 +110,40 @@ class Normalization:
 
 
 @dataclass(frozen=True)
+class Labelling:
+    """How a model's class probabilities become instance labels; stored in model files and
+    calibrated for each pretrained model on held-out annotated images
+    (:func:`napari_unet.training.pretrain.calibrate_labelling`). :class:`SegmentConfig`
+    fields left at None take these values.
+
+    Parameters
+    ----------
+    threshold : float
+        Interior probability threshold in (0, 1): the seeds of the cells.
+    foreground : float
+        Foreground probability threshold in (0, 1): higher draws cells tighter (a
+        class-balanced loss makes 0.5 draw them too large).
+    split_depth : float
+        Pixels (at the model's scale) by which the narrowest part between two cells must be
+        thinner than the smaller cell for them to be split (``seeds="distance"``): larger
+        merges more.
+    min_size : int
+        Objects with fewer pixels at the model's scale are removed.
+    """
+
+    threshold: float = 0.5
+    foreground: float = 0.5
+    split_depth: float = 1.0
+    min_size: int = 15
+
+    def __post_init__(self):
+        check_open_probability("threshold", self.threshold)
+        check_open_probability("foreground", self.foreground)
+        check_non_negative_number("split_depth", self.split_depth)
+        check_positive_int("min_size", self.min_size, minimum=0)
+
+
+@dataclass(frozen=True)
 class PredictConfig(_Replaceable):
     """How images are read and predicted: the options of every prediction entry point.
 
@@ -189,14 +224,19 @@ class SegmentConfig(PredictConfig):
 
     Parameters
     ----------
-    threshold : float
-        Probability threshold in (0, 1) of the interior (seeds of the cells).
+    threshold : float, optional
+        Interior probability threshold in (0, 1): the seeds of the cells. None: the model's
+        calibrated value (``model.labelling``, :class:`Labelling`).
     foreground : float, optional
         Foreground probability threshold in (0, 1): higher draws cells tighter. None: the
-        model's calibrated value (``model.foreground``).
+        model's calibrated value.
+    split_depth : float, optional
+        How much thinner (pixels at the model's scale) the neck between two touching
+        cells must be than the smaller cell for them to be split: larger merges more.
+        None: the model's calibrated value.
     min_size : int, optional
-        Objects with fewer pixels (of the input) are removed; None: 15 pixels at the
-        model's scale.
+        Objects with fewer pixels (of the input) are removed; None: the model's calibrated
+        size at its own scale.
     seeds : {"distance", "interior"}
         How touching cells are split: at the neck between them, or only along a predicted
         boundary (rods, filaments). See :func:`napari_unet.probabilities_to_labels`.
@@ -208,8 +248,9 @@ class SegmentConfig(PredictConfig):
         through the planes); time series (T) are always labelled frame by frame.
     """
 
-    threshold: float = 0.5
+    threshold: float | None = None
     foreground: float | None = None
+    split_depth: float | None = None
     min_size: int | None = None
     seeds: str = "distance"
     overlap: int = 64
@@ -217,15 +258,25 @@ class SegmentConfig(PredictConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}")
-        if self.foreground is not None and not 0 < self.foreground < 1:
-            raise ValueError(f"foreground must be in (0, 1) or None, got {self.foreground!r}")
+        check_open_probability("threshold", self.threshold, optional=True)
+        check_open_probability("foreground", self.foreground, optional=True)
+        if self.split_depth is not None:
+            check_non_negative_number("split_depth", self.split_depth)
         check_positive_int("min_size", self.min_size, minimum=0, optional=True)
         check_choice("seeds", self.seeds, SEEDS)
         check_positive_int("overlap", self.overlap, minimum=0)
         if not isinstance(self.stitch, bool):
             raise ValueError(f"stitch must be True or False, got {self.stitch!r}")
+
+    def labelling(self, calibrated: Labelling, factor: float = 1.0) -> Labelling:
+        """The labelling settings in force: ``calibrated`` (the model's) with the fields
+        set here; ``min_size`` converted from input pixels to the model's grid, which is
+        the input rescaled by ``factor``."""
+        changes = {name: getattr(self, name) for name in ("threshold", "foreground", "split_depth")
+                   if getattr(self, name) is not None}
+        if self.min_size is not None:
+            changes["min_size"] = int(round(self.min_size * factor * factor))
+        return dataclasses.replace(calibrated, **changes)
 
 
 def resolve_config(cls, config, changes: dict):

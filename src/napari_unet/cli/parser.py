@@ -76,12 +76,17 @@ def _add_segment_parser(commands) -> None:
                          help="label every plane of a Z stack on its own (default: link the planes' cells into "
                               "3-D objects; time series are always labelled frame by frame)")
     segment.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
-                                                       "(default: 15 pixels at the model's scale)")
-    segment.add_argument("--threshold", type=float, default=default.threshold,
-                         help=f"interior probability threshold: the seeds of the cells (default: {default.threshold})")
+                                                       "(default: the model's calibrated size at its scale)")
+    segment.add_argument("--threshold", type=float,
+                         help="interior probability threshold: the seeds of the cells (default: the model's "
+                              "calibrated value)")
     segment.add_argument("--foreground", type=float,
                          help="foreground probability threshold: higher draws cells tighter (default: the model's "
                               "calibrated value)")
+    segment.add_argument("--split-depth", type=float,
+                         help="pixels (at the model's scale) by which the neck between two touching cells must be "
+                              "thinner than the smaller cell to split them: larger merges more (default: the "
+                              "model's calibrated value)")
     segment.add_argument("--seeds", choices=SEEDS, default=default.seeds,
                          help="how touching cells are split: distance (at the neck between them, the default) "
                               "or interior (only along a predicted boundary; for rods and filaments)")

@@ -226,8 +226,8 @@ def _config(args) -> SegmentConfig:
                          tile_size=args.tile_size, batch_size=args.batch_size,
                          device="cpu" if args.scheduler else args.device, precision=args.precision,
                          prune_level=args.prune_level, min_size=args.min_size, threshold=args.threshold,
-                         foreground=args.foreground,
-                         seeds=args.seeds, stitch=args.stitch)
+                         foreground=args.foreground, split_depth=args.split_depth, seeds=args.seeds,
+                         stitch=args.stitch)
 
 
 def _precision_notice(config: SegmentConfig) -> None:

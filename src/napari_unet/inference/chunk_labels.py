@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_choice
-from ..config import SEEDS
+from ..config import SEEDS, Labelling
 from .labels import DEFAULT_SEEDS, probabilities_to_labels
 
 
-def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, foreground: float | None = None,
-               min_size: int | None = None,
-               seeds: str = DEFAULT_SEEDS):
+def label_lazy(probabilities, *, overlap: int = 64, threshold: float = Labelling.threshold,
+               foreground: float | None = None, min_size: int | None = None, seeds: str = DEFAULT_SEEDS,
+               split_depth: float = Labelling.split_depth):
     """Instance labels of lazy class probabilities, chunk by chunk, consistent across chunks.
 
     Each chunk is labelled together with ``overlap`` pixels of its neighbours, so a cell
@@ -26,7 +26,7 @@ def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, fore
         Background, interior and boundary, e.g. from :func:`predict_lazy`.
     overlap : int
         Pixels of context each side of a chunk; larger than the largest cell.
-    threshold, min_size, seeds
+    threshold, foreground, min_size, seeds, split_depth
         As in :func:`napari_unet.probabilities_to_labels`.
 
     Returns
@@ -53,7 +53,7 @@ def label_lazy(probabilities, *, overlap: int = 64, threshold: float = 0.5, fore
     depth = {axis: overlap if len(sizes) > 1 else 0 for axis, sizes in zip(spatial, chunks[-2:])}
     extended = da.overlap.overlap(probabilities, depth=depth, boundary="none")
     dtype = np.dtype(np.uint32) if height * width < 2**32 - 1 else np.dtype(np.uint64)
-    options = {"threshold": threshold, "seeds": seeds, "foreground": foreground} \
+    options = {"threshold": threshold, "seeds": seeds, "foreground": foreground, "split_depth": split_depth} \
         | ({} if min_size is None else {"min_size": min_size})
     return extended.map_blocks(
         _label_chunk, dtype=dtype, drop_axis=0, chunks=tuple(chunks[1:]),

@@ -12,6 +12,7 @@ the bytes of its safetensors file, never as a pickle.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import threading
@@ -25,7 +26,7 @@ from ..models import SegmentationModel
 from ..models.blocks import round_up
 from ..models.io import model_from_bytes, model_to_bytes
 from .chunk_labels import label_lazy
-from .labels import DEFAULT_MIN_SIZE, sequential_labels
+from .labels import sequential_labels
 from .reading import Reading, check_segmentation_model, read_for_model
 from .rescale import RescaledPlane, antialias_sigma, nearest_indices, resample_window
 from .runner import TileSource, plan_tiling, predict_plane_tiles
@@ -277,8 +278,10 @@ def _to_input_grid(labels, reading: Reading):
     return da.take(da.take(labels, rows, axis=0), cols, axis=1)
 
 
-def _foreground(config: SegmentConfig, reading: Reading) -> float:
-    return config.foreground if config.foreground is not None else reading.model.foreground
+def _label_options(config: SegmentConfig, reading: Reading) -> dict:
+    """Keyword arguments of :func:`label_lazy`: the labelling in force, on the network's grid."""
+    return dataclasses.asdict(config.labelling(reading.model.labelling, reading.factor)) | {
+        "overlap": config.overlap, "seeds": config.seeds}
 
 
 def segment_lazy(image, model="nuclei", config: SegmentConfig | None = None, **options):
@@ -297,10 +300,8 @@ def segment_lazy(image, model="nuclei", config: SegmentConfig | None = None, **o
     config = resolve_config(SegmentConfig, config, options)
     reading = _lazy_reading(image, model, config)
     check_segmentation_model(reading.model)
-    min_size = DEFAULT_MIN_SIZE if config.min_size is None else int(round(config.min_size * reading.factor ** 2))
-    planes = [_to_input_grid(label_lazy(network_probabilities_lazy(image, reading, index), overlap=config.overlap,
-                                        threshold=config.threshold, foreground=_foreground(config, reading),
-                                        min_size=min_size, seeds=config.seeds), reading)
+    options = _label_options(config, reading)
+    planes = [_to_input_grid(label_lazy(network_probabilities_lazy(image, reading, index), **options), reading)
               for index in range(reading.layout.planes)]
     return da.stack(planes, axis=0) if reading.layout.stacked else planes[0]
 
@@ -310,10 +311,8 @@ def segment_plane_chunked(image, index: int, reading: Reading, config: SegmentCo
     import dask
     import dask.array as da
 
-    min_size = DEFAULT_MIN_SIZE if config.min_size is None else int(round(config.min_size * reading.factor ** 2))
-    lazy = _to_input_grid(label_lazy(network_probabilities_lazy(image, reading, index), overlap=config.overlap,
-                                     threshold=config.threshold, foreground=_foreground(config, reading),
-                                     min_size=min_size, seeds=config.seeds), reading)
+    lazy = _to_input_grid(label_lazy(network_probabilities_lazy(image, reading, index),
+                                     **_label_options(config, reading)), reading)
     labels = np.empty(lazy.shape, dtype=lazy.dtype)
     with dask.config.set(scheduler="sync"):
         da.store(lazy, labels, lock=False)

@@ -11,16 +11,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..checks import check_choice, check_labels
-from ..config import SEEDS
+from ..checks import check_choice, check_labels, check_non_negative_number
+from ..config import SEEDS, Labelling
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
-DEFAULT_MIN_SIZE = 15
+DEFAULT_MIN_SIZE = Labelling.min_size
 DEFAULT_SEEDS = "distance"
-# seeds from the distance transform: smoothing (pixels) and the height (pixels) a maximum
-# must rise above the saddle towards a higher one to seed a cell of its own
+# seeds from the distance transform are maxima of the distance smoothed by this (pixels)
 _DISTANCE_SMOOTHING = 1.0
-_DISTANCE_H = 1.0
 
 
 def labels_to_classes(labels) -> np.ndarray:
@@ -82,8 +80,10 @@ def sequential_labels(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     return out
 
 
-def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: int = DEFAULT_MIN_SIZE,
-                            seeds: str = DEFAULT_SEEDS, foreground: float | None = None) -> np.ndarray:
+def probabilities_to_labels(probabilities, *, threshold: float = Labelling.threshold,
+                            min_size: int = DEFAULT_MIN_SIZE, seeds: str = DEFAULT_SEEDS,
+                            foreground: float | None = None,
+                            split_depth: float = Labelling.split_depth) -> np.ndarray:
     """Class probabilities -> instance labels that separate touching cells.
 
     Foreground is where the foreground probability (1 - background) > ``foreground``
@@ -92,8 +92,8 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
     cells). A watershed restricted to the foreground grows one seed per cell:
 
     - ``seeds="distance"`` (default): the maxima of the (smoothed) distance to the nearest
-      non-interior pixel, each rising at least 1 px above the saddle to a higher one; the
-      flood follows that distance. Two touching convex cells whose predicted boundary is
+      non-interior pixel, each rising at least ``split_depth`` pixels above the saddle to a
+      higher one; the flood follows that distance. Two touching convex cells whose predicted boundary is
       incomplete are still split at the neck between them, as a classical distance
       watershed would, while the network's boundary keeps cells apart where it is seen.
     - ``seeds="interior"``: each connected interior is a seed; the flood follows the
@@ -113,12 +113,15 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
         Probability threshold in (0, 1) of the interior (and of the foreground, by default).
     foreground : float, optional
         Foreground probability threshold in (0, 1). A model trained with class balancing
-        draws cells a little too large at 0.5; its calibrated value (``model.foreground``)
+        draws cells a little too large at 0.5; its calibrated value (``model.labelling.foreground``)
         undoes that.
     min_size : int
         Objects with fewer pixels are removed.
     seeds : {"distance", "interior"}
         How touching cells are told apart (above).
+    split_depth : float
+        ``seeds="distance"``: how much (pixels) a cell's distance maximum must rise above
+        the neck to a larger cell to seed a cell of its own; larger merges more.
 
     Returns
     -------
@@ -144,12 +147,13 @@ def probabilities_to_labels(probabilities, *, threshold: float = 0.5, min_size: 
     if not 0 < foreground < 1:
         raise ValueError(f"foreground must be in (0, 1), got {foreground}")
     check_choice("seeds", seeds, SEEDS)
+    check_non_negative_number("split_depth", split_depth)
     if not np.isfinite(probabilities).all():
         raise ValueError("probabilities contain NaN or infinite values")
+    settings = (threshold, min_size, seeds, foreground, split_depth)
     if probabilities.ndim == 3:
-        return _label_plane(probabilities, threshold, min_size, seeds, foreground)
-    return stack_planes([_label_plane(probabilities[:, index], threshold, min_size, seeds, foreground)
-                         for index in range(probabilities.shape[1])])
+        return _label_plane(probabilities, *settings)
+    return stack_planes([_label_plane(probabilities[:, index], *settings) for index in range(probabilities.shape[1])])
 
 
 def stack_planes(planes: list[np.ndarray]) -> np.ndarray:
@@ -175,7 +179,7 @@ def _h_maxima_by_object(surface: np.ndarray, height: float) -> np.ndarray:
 
 
 def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int, seeds: str,
-                 foreground_threshold: float) -> np.ndarray:
+                 foreground_threshold: float, split_depth: float) -> np.ndarray:
     from skimage.segmentation import watershed
 
     foreground = probabilities[BACKGROUND] < 1 - foreground_threshold
@@ -183,7 +187,7 @@ def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int, see
     if seeds == "distance":
         distance = ndi.distance_transform_edt(interior).astype(np.float32)
         distance = ndi.gaussian_filter(distance, _DISTANCE_SMOOTHING)
-        markers, count = ndi.label(_h_maxima_by_object(distance, _DISTANCE_H) & interior)
+        markers, count = ndi.label(_h_maxima_by_object(distance, split_depth) & interior)
         surface = -distance
     else:
         markers, count = ndi.label(interior)

@@ -9,6 +9,7 @@ than ``config.chunked_above`` pixels are segmented chunk by chunk (:mod:`.chunke
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..config import PredictConfig, SegmentConfig, resolve_config
 from ..events import ImageRead, PlaneDone, SegmentDone, Tile, TileDone
-from .labels import (DEFAULT_MIN_SIZE, labels_to_grid, probabilities_to_labels, sequential_labels, stack_planes,
+from .labels import (labels_to_grid, probabilities_to_labels, sequential_labels, stack_planes,
                      stitch_planes)
 from .reading import Reading, check_segmentation_model, read_for_model
 from .rescale import resample_window
@@ -59,17 +60,12 @@ def _iter_plane(reading: Reading, plane, index: int | None, focus, counter: list
 
 def label_plane(probabilities: np.ndarray, reading: Reading, config: SegmentConfig) -> np.ndarray:
     """Network-grid probabilities of one plane -> instance labels on the input grid."""
-    factor = reading.factor
-    if config.min_size is None:
-        network_min_size = DEFAULT_MIN_SIZE
-    else:
-        network_min_size = int(round(config.min_size * factor * factor)) if reading.rescaled else config.min_size
-    foreground = config.foreground if config.foreground is not None else reading.model.foreground
-    labels = probabilities_to_labels(probabilities, threshold=config.threshold, min_size=network_min_size,
-                                     seeds=config.seeds, foreground=foreground)
+    settings = config.labelling(reading.model.labelling, reading.factor)
+    labels = probabilities_to_labels(probabilities, seeds=config.seeds, **dataclasses.asdict(settings))
     if not reading.rescaled:
         return labels
-    labels = labels_to_grid(labels, 1 - probabilities[0], reading.layout.plane_shape, factor, foreground)
+    labels = labels_to_grid(labels, 1 - probabilities[0], reading.layout.plane_shape, reading.factor,
+                            settings.foreground)
     return sequential_labels(labels, config.min_size or 0)
 
 

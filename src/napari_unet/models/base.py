@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import CLASS_NAMES, ModelConfig, Normalization
+from ..config import CLASS_NAMES, Labelling, ModelConfig, Normalization
 from .blocks import centre_crop, nested_output_sizes, receptive_radius
 
 
@@ -93,9 +93,9 @@ class SegmentationModel:
         How much larger the model's own measurement of object size comes out than the
         annotated diameter it was trained with (median over held-out images); the
         diameter estimate divides by it.
-    foreground : float
-        Foreground probability above which a pixel belongs to a cell, calibrated on
-        held-out images (a class-balanced loss makes 0.5 draw cells too large).
+    labelling : Labelling
+        How probabilities become instance labels (thresholds, split depth, smallest
+        object), calibrated on held-out images for pretrained models.
     channel_names : tuple of str or None
         The image channels the model reads, in order, when it was trained on several
         (e.g. cytoplasm and nucleus): a multi-channel image gives it its first
@@ -109,7 +109,7 @@ class SegmentationModel:
     history: list[dict] = field(default_factory=list)
     diameter: float | None = None
     diameter_bias: float = 1.0
-    foreground: float = 0.5
+    labelling: Labelling = field(default_factory=Labelling)
     channel_names: tuple[str, ...] | None = None
 
     @property

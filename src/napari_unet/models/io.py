@@ -8,6 +8,7 @@ header is read and checked (size, keys, shapes) before a single tensor is alloca
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelConfig, Normalization, config_from_dict
+from ..config import Labelling, ModelConfig, Normalization, config_from_dict
 from ..devices import resolve_device
 from .base import SegmentationModel
 from .registry import build_network
@@ -69,7 +70,7 @@ def _document(model: SegmentationModel) -> dict:
         "history": model.history,
         "diameter": model.diameter,
         "diameter_bias": model.diameter_bias,
-        "foreground": model.foreground,
+        "labelling": dataclasses.asdict(model.labelling),
         "channel_names": None if model.channel_names is None else list(model.channel_names),
         "package_version": _package_version(),
     }
@@ -207,15 +208,21 @@ def _model_from_document(path, header: dict, document: dict) -> SegmentationMode
         history=list(document.get("history", [])),
         diameter=_diameter(path, document.get("diameter")),
         diameter_bias=_diameter(path, document.get("diameter_bias", 1.0), "diameter_bias"),
-        foreground=_probability(path, document.get("foreground", 0.5)),
+        labelling=_labelling(path, document),
         channel_names=_channel_names(path, document.get("channel_names"), config.in_channels),
     )
 
 
-def _probability(path, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ModelFileError(path, f"foreground must be a probability in (0, 1), got {value!r}")
-    return float(value)
+def _labelling(path, document: dict) -> Labelling:
+    """The file's labelling settings; files written before they were calibrated together
+    store only the foreground threshold."""
+    stored = document.get("labelling", {"foreground": document.get("foreground", Labelling.foreground)})
+    if not isinstance(stored, dict):
+        raise ModelFileError(path, f"labelling must be a mapping, got {stored!r}")
+    try:
+        return config_from_dict(Labelling, stored)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(path, f"labelling: {error}") from None
 
 
 def _channel_names(path, names, in_channels: int) -> tuple[str, ...] | None:
