@@ -101,6 +101,30 @@ def test_label_lazy_passes_seeds_on():
         assert len(np.unique(lazy)) - 1 == cells
 
 
+def test_label_lazy_and_segment_lazy_use_the_split_depth():
+    # a dumbbell across the chunk border: a neck 4 px thinner than the smaller disc
+    y, x = np.indices((60, 140))
+    blob = (np.hypot(y - 30, x - 56) < 11) | (np.hypot(y - 30, x - 74) < 9)
+    probabilities = np.stack([~blob, blob, np.zeros_like(blob)]).astype(np.float32)
+    counts = {depth: len(np.unique(label_lazy(da.from_array(probabilities, chunks=(3, 64, 64)), overlap=48,
+                                              split_depth=depth).compute())) - 1
+              for depth in (0.5, 8.0)}
+    assert counts == {0.5: 2, 8.0: 1}
+
+
+def test_segment_lazy_takes_the_models_labelling(tiny_model, monkeypatch):
+    from napari_unet.inference import chunked
+
+    seen = []
+    monkeypatch.setattr(chunked, "label_lazy", lambda probabilities, **options: seen.append(options) or
+                        da.zeros(probabilities.shape[1:], dtype=np.uint32, chunks=probabilities.chunks[1:]))
+    tiny_model.labelling = nu.Labelling(threshold=0.3, foreground=0.8, split_depth=2.5, min_size=7)
+    segment_lazy(np.zeros((40, 40), np.float32), tiny_model, device="cpu", overlap=8)
+    segment_lazy(np.zeros((40, 40), np.float32), tiny_model, device="cpu", overlap=8, split_depth=0.5, min_size=3)
+    common = {"overlap": 8, "seeds": "distance", "threshold": 0.3, "foreground": 0.8}
+    assert seen == [common | {"split_depth": 2.5, "min_size": 7}, common | {"split_depth": 0.5, "min_size": 3}]
+
+
 def test_segment_lazy_gives_labels_of_the_image_shape(tiny_model, rng):
     image = rng.random((70, 90)).astype(np.float32)
     labels = segment_lazy(image, tiny_model, chunk_size=32, overlap=16, device="cpu")

@@ -461,6 +461,19 @@ def test_split_depth_option_decides_whether_a_dumbbell_is_split(tiny_model_file,
     assert counts == {"0.5": 2, "6": 1}
 
 
+def test_flips_option_averages_mirrored_predictions(tiny_model, tiny_model_file, tmp_path, capsys):
+    image = np.random.default_rng(3).normal(size=(40, 48)).astype(np.float32)
+    np.save(tmp_path / "cells.npy", image)
+    code, _, _ = _run(capsys, "segment", tmp_path / "cells.npy", "--model", tiny_model_file, "--out", tmp_path / "out",
+                      "--device", "cpu", "--precision", "fp32", "--flips", "--probabilities")
+    assert code == 0
+    written = tifffile.imread(tmp_path / "out" / "cells_probabilities.tif")
+    expected = nu.predict_probabilities(image, tiny_model, device="cpu", precision="fp32", flips=True)
+    plain = nu.predict_probabilities(image, tiny_model, device="cpu", precision="fp32")
+    np.testing.assert_allclose(written, expected, atol=1e-5)
+    assert np.abs(written - plain).max() > 1e-3
+
+
 def test_every_option_has_help_text():
     from napari_unet.cli.parser import build_parser
 

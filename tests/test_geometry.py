@@ -42,6 +42,24 @@ def test_tiled_equals_untiled_for_every_unetplusplus_level(level, rng):
     np.testing.assert_allclose(tiled, untiled, atol=1e-5)
 
 
+def test_flips_average_the_mirror_images_and_stay_seamless(model, rng):
+    image = rng.normal(size=(48, 64)).astype(np.float32)
+    options = dict(device="cpu", precision="fp32")
+    plain = nu.predict_probabilities(image, model, tile_size=4096, **options)
+    averaged = nu.predict_probabilities(image, model, tile_size=4096, flips=True, **options)
+    assert np.abs(averaged - plain).max() > 1e-3  # the tiny random network is not mirror-symmetric
+    tiled = nu.predict_probabilities(image, model, tile_size=8, flips=True, **options)
+    np.testing.assert_allclose(tiled, averaged, atol=1e-5)
+    # where a tile reads as much context before it as after (not valid convolutions with
+    # bilinear up-sampling, which read 2 px more after), mirroring a tile is mirroring the image
+    if all(axis_geometry(model.network, step).input_size == step + 2 * axis_geometry(model.network, step).halo
+           for step in image.shape):
+        expected = np.mean([np.flip(nu.predict_probabilities(np.ascontiguousarray(np.flip(image, axes)), model,
+                                                             tile_size=4096, **options), tuple(a + 1 for a in axes))
+                            for axes in ((), (0,), (1,), (0, 1))], axis=0)
+        np.testing.assert_allclose(averaged, expected, atol=1e-5)
+
+
 @given(start=st.integers(-500, 500), length=st.integers(1, 300), size=st.integers(1, 40))
 def test_mirror_indices_match_numpy_reflect(start, length, size):
     reference = np.arange(size)

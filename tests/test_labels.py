@@ -426,5 +426,14 @@ def test_split_depth_decides_whether_a_dumbbell_is_one_cell_or_two():
     probabilities[1] = cell
     assert probabilities_to_labels(probabilities, split_depth=0.5).max() == 2
     assert probabilities_to_labels(probabilities, split_depth=6.0).max() == 1
-    with pytest.raises(ValueError, match="split_depth must be a number >= 0"):
+    with pytest.raises(ValueError, match="split_depth must be a positive number"):
         probabilities_to_labels(probabilities, split_depth=-1)
+
+
+def test_a_given_min_size_is_converted_to_the_models_grid_and_the_rest_kept():
+    from napari_unet.config import Labelling
+
+    calibrated = Labelling(threshold=0.3, foreground=0.8, split_depth=2.0, min_size=50)
+    assert nu.SegmentConfig().labelling(calibrated, 0.5) == calibrated
+    assert nu.SegmentConfig(min_size=20).labelling(calibrated, 0.5) == Labelling(0.3, 0.8, 2.0, 5)
+    assert nu.SegmentConfig(min_size=20, threshold=0.6).labelling(calibrated, 2.0) == Labelling(0.6, 0.8, 2.0, 80)

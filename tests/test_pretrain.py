@@ -12,8 +12,8 @@ import torch
 import napari_unet as nu
 from napari_unet.config import TrainConfig
 from napari_unet.datasets import median_diameter, read_annotated
-from napari_unet.training.pretrain import (LABELLING_GRID, PretrainRecipe, calibrate_labelling, parse_shares, pretrain, sampling_weights, to_model_scale,
-                                          training_images)
+from napari_unet.training.pretrain import (LABELLING_GRID, PretrainRecipe, calibrate_labelling, parse_shares,
+                                          pretrain, sampling_weights, to_model_scale, training_images)
 from napari_unet.synth import SynthConfig, synth_image
 
 TINY = PretrainRecipe(depth=2, base_channels=8, synthetic_images=2, synthetic_diameter=(10.0, 14.0),
@@ -113,6 +113,17 @@ def test_pretrain_writes_a_model_with_its_diameter_and_data(annotated_folder, tm
     assert entry["augmentation"]["zoom"] == list(TINY.augmentation.zoom)
     assert entry["recipe"]["group_shares"] == dict(TINY.group_shares)
     assert "--shares" not in entry["command"]  # the recipe's own shares
+
+
+def test_pretrain_stores_the_calibrated_labelling(annotated_folder, tmp_path, monkeypatch):
+    from napari_unet.training import pretrain as pretraining
+
+    calibrated = nu.Labelling(threshold=0.35, foreground=0.9, split_depth=3.0, min_size=40)
+    seen = []
+    monkeypatch.setattr(pretraining, "calibrate_labelling", lambda model, samples: seen.append(samples) or calibrated)
+    pretrain(tmp_path / "nuclei.safetensors", annotated_folder, recipe=TINY)
+    assert nu.load_model(tmp_path / "nuclei.safetensors", device="cpu").labelling == calibrated
+    assert seen and all(sample.labels.any() for sample in seen[0])
 
 
 def test_pretrain_records_other_shares_in_its_command(annotated_folder, tmp_path):

@@ -128,6 +128,7 @@ def test_bad_images_are_refused_clearly(image, error, message, tiny_model):
     (dict(precision="fp8"), "precision"),
     (dict(device="tpu"), "device"),
     (dict(prune_level=3), "prune_level"),
+    (dict(flips="yes"), "flips must be True or False, got 'yes'"),
 ])
 def test_bad_options_are_refused(options, message, tiny_model):
     with pytest.raises(ValueError, match=message):
@@ -137,7 +138,8 @@ def test_bad_options_are_refused(options, message, tiny_model):
 @pytest.mark.parametrize("options, message", [
     (dict(threshold=1.5), "threshold must be in \\(0, 1\\) or None, got 1.5"),
     (dict(foreground=0), "foreground must be in \\(0, 1\\) or None, got 0"),
-    (dict(split_depth=-1), "split_depth must be a number >= 0, got -1"),
+    (dict(split_depth=-1), "split_depth must be a positive number or None, got -1"),
+    (dict(split_depth=0), "split_depth must be a positive number or None, got 0"),
     (dict(min_size=-2), "min_size must be an integer >= 0"),
 ])
 def test_bad_labelling_options_are_refused(options, message, tiny_model):
@@ -150,7 +152,7 @@ def test_bad_calibrated_labelling_is_refused():
 
     with pytest.raises(ValueError, match="threshold must be in \\(0, 1\\), got 1"):
         Labelling(threshold=1)
-    with pytest.raises(ValueError, match="split_depth must be a number >= 0"):
+    with pytest.raises(ValueError, match="split_depth must be a positive number"):
         Labelling(split_depth=float("nan"))
 
 

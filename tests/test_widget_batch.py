@@ -179,7 +179,7 @@ def test_the_status_line_is_not_cut_short(widget, viewer, qtbot):
 
 
 def test_advanced_options_are_folded_away(widget):
-    assert_advanced_folded(widget, [widget.device, widget.precision])
+    assert_advanced_folded(widget, [widget.device, widget.precision, widget.flips])
 
 
 def test_every_control_has_a_tooltip(widget):

@@ -111,6 +111,17 @@ def test_split_touching_chooses_the_seeds(widget, viewer, qtbot, trained_model):
         np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, results[seeds])
 
 
+def test_mirror_averaging_gives_the_apis_flipped_labels(widget, viewer, qtbot, trained_model):
+    image = viewer.layers["nuclei"].data
+    expected = nu.segment(image, trained_model, tile_size=32, device="cpu", flips=True)
+    assert not np.array_equal(expected, nu.segment(image, trained_model, tile_size=32, device="cpu"))
+    assert not widget.flips.value
+    widget.flips.value = True
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, expected)
+
+
 def test_rerun_updates_its_own_layer_and_never_a_users(widget, viewer, qtbot):
     mine = viewer.add_labels(np.full((96, 128), 7, np.uint16), name="nuclei labels")
     widget.run()
@@ -218,7 +229,7 @@ def test_closing_the_viewer_mid_run_stops_the_worker(widget, viewer, qtbot):
 
 def test_advanced_options_are_folded_away(widget):
     assert_advanced_folded(widget, [widget.tile_size, widget.device, widget.precision, widget.prune_level,
-                                    widget.with_probabilities])
+                                    widget.flips, widget.with_probabilities])
 
 
 def test_every_control_has_a_tooltip(widget):

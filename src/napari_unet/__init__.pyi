@@ -1,4 +1,4 @@
-from .config import ModelConfig, Normalization, PredictConfig, SegmentConfig, TrainConfig
+from .config import Labelling, ModelConfig, Normalization, PredictConfig, SegmentConfig, TrainConfig
 from .inference.chunk_labels import label_lazy
 from .inference.chunked import predict_lazy, segment_lazy
 from .inference.reading import estimate_diameter
@@ -11,6 +11,7 @@ from .interop.bioimageio import export_bioimageio
 from .training.loop import finetune, iter_finetune
 
 __all__ = [
+    "Labelling",
     "ModelConfig",
     "ModelFileError",
     "Normalization",

@@ -139,7 +139,7 @@ class Labelling:
     def __post_init__(self):
         check_open_probability("threshold", self.threshold)
         check_open_probability("foreground", self.foreground)
-        check_non_negative_number("split_depth", self.split_depth)
+        check_positive_number("split_depth", self.split_depth)
         check_positive_int("min_size", self.min_size, minimum=0)
 
 
@@ -175,6 +175,10 @@ class PredictConfig(_Replaceable):
         AVX-512 BF16 or AMX), else fp32.
     prune_level : int, optional
         UNet++ with deep supervision: run only the sub-network ending at X(0, level).
+    flips : bool
+        Test-time augmentation: also predict every tile mirrored along Y, X and both and
+        average the four (mirrored back). Smoother outlines and fewer split or missed
+        cells for four times the compute; the object-size estimate is not repeated.
     chunk_size : int
         Pixels per chunk edge of lazy (dask) and chunked computation.
     chunked_above : int
@@ -190,6 +194,7 @@ class PredictConfig(_Replaceable):
     device: str = "auto"
     precision: str = "auto"
     prune_level: int | None = None
+    flips: bool = False
     chunk_size: int = 1024
     chunked_above: int = 4096 * 4096
 
@@ -214,6 +219,8 @@ class PredictConfig(_Replaceable):
             raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
         check_choice("precision", self.precision, PRECISIONS)
         check_positive_int("prune_level", self.prune_level, optional=True)
+        if not isinstance(self.flips, bool):
+            raise ValueError(f"flips must be True or False, got {self.flips!r}")
         check_positive_int("chunk_size", self.chunk_size)
         check_positive_int("chunked_above", self.chunked_above)
 
@@ -260,8 +267,7 @@ class SegmentConfig(PredictConfig):
         super().__post_init__()
         check_open_probability("threshold", self.threshold, optional=True)
         check_open_probability("foreground", self.foreground, optional=True)
-        if self.split_depth is not None:
-            check_non_negative_number("split_depth", self.split_depth)
+        check_positive_number("split_depth", self.split_depth, optional=True)
         check_positive_int("min_size", self.min_size, minimum=0, optional=True)
         check_choice("seeds", self.seeds, SEEDS)
         check_positive_int("overlap", self.overlap, minimum=0)

@@ -37,6 +37,8 @@ TILE_SIZE = ("The image is processed in square pieces (tiles) of this many pixel
              "runs out of memory; smaller tiles also show up sooner.")
 PRUNE_LEVEL = ("Only for UNet++ models trained with deep supervision (greyed out otherwise). 'accurate' uses "
                "the whole network; L1, L2, … use a smaller part of it: faster, less accurate.")
+FLIPS = ("Also run the network on the image mirrored left-right, top-bottom and both, and average the four "
+         "answers: smoother outlines and fewer wrongly split or missed cells, for four times the time.")
 PROBABILITIES = ("Also add two image layers with how sure the network is (0 to 1) that each pixel is inside a "
                  "cell or on a cell's boundary: useful to see why cells were merged or missed.")
 

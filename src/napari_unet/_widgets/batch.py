@@ -96,7 +96,8 @@ class BatchWidget(WorkerOwner, ScrollingDock):
         self.folder = FileEdit(label="folder", mode="d", visible=False, tooltip=tips.FOLDER)
         self.device = ComboBox(label="device", choices=available_devices(), value="auto", tooltip=tips.DEVICE)
         self.precision = ComboBox(label="precision", choices=PRECISIONS, value="auto", tooltip=tips.PRECISION)
-        self.advanced = Advanced([self.device, self.precision], tooltip=tips.ADVANCED)
+        self.flips = CheckBox(text="average mirror images (4x slower)", value=False, tooltip=tips.FLIPS)
+        self.advanced = Advanced([self.device, self.precision, self.flips], tooltip=tips.ADVANCED)
         self.controls = RunControls("Segment all", tips.BATCH_RUN)
         super().__init__(widgets=[self.images, self.model, self.image_options, self.split, self.save, self.folder,
                                   self.advanced, self.controls])
@@ -159,7 +160,7 @@ class BatchWidget(WorkerOwner, ScrollingDock):
             if targets is None:
                 raise ValueError("no folder chosen for the TIFF files: choose a folder (or untick 'save')")
             config = SegmentConfig(device=self.device.value, precision=self.precision.value, seeds=self.split.value,
-                                   **self.image_options.options())
+                                   flips=self.flips.value, **self.image_options.options())
             model = self.model.load(config.device)
         except (ValueError, TypeError, OSError) as error:
             report_error(error, "Batch segment", self.controls.status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,12 +56,15 @@ def segment_job(image, model, config, focus, planes, keep_probabilities: bool):
     from ..inference.rescale import resample_nearest
     from ..inference.segment import iter_segment
 
+    # the model's labelling as the final labels use it, but no size filter on a cut-off tile
+    preview = dataclasses.replace(config.labelling(model.labelling), min_size=0)
     offset = 0
     for event in iter_segment(image, model, config, focus=focus, planes=planes,
                               keep_probabilities=keep_probabilities):
         if isinstance(event, TileDone):
             rows, cols = event.region
-            labels = probabilities_to_labels(event.probabilities, min_size=0, seeds=config.seeds).astype(np.uint32)
+            labels = probabilities_to_labels(event.probabilities, seeds=config.seeds,
+                                             **dataclasses.asdict(preview)).astype(np.uint32)
             labels = resample_nearest(labels, 1 / event.factor, (rows.stop - rows.start, cols.stop - cols.start))
             labels[labels > 0] += offset
             offset = int(labels.max(initial=offset))
@@ -99,7 +103,8 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
                                     tooltip=tips.PRUNE_LEVEL)
         self.with_probabilities = CheckBox(text="also add class probabilities", value=False,
                                            tooltip=tips.PROBABILITIES)
-        self.advanced = Advanced([self.tile_size, self.device, self.precision, self.prune_level,
+        self.flips = CheckBox(text="average mirror images (4x slower)", value=False, tooltip=tips.FLIPS)
+        self.advanced = Advanced([self.tile_size, self.device, self.precision, self.prune_level, self.flips,
                                   self.with_probabilities], tooltip=tips.ADVANCED)
         self.controls = RunControls("Segment", tips.SEGMENT_RUN)
         super().__init__(widgets=[self.image, self.model, self.image_options, self.split, self.advanced,
@@ -131,7 +136,7 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
         return SegmentConfig(axes=layer_axes(self.viewer, layer), tile_size=self.tile_size.value or None,
                              device=self.device.value, precision=self.precision.value,
                              prune_level=None if level in (None, ACCURATE) else int(level[1:]),
-                             seeds=self.split.value, **self.image_options.options())
+                             flips=self.flips.value, seeds=self.split.value, **self.image_options.options())
 
     def _inputs(self):
         """(layer, image, config, model), or ValueError saying what to fix."""

@@ -51,6 +51,9 @@ def _add_predict_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prune-level", type=positive_int,
                         help="UNet++ trained with deep supervision: run only the sub-network of this level "
                              "(1 is fastest)")
+    parser.add_argument("--flips", action="store_true",
+                        help="test-time augmentation: average the predictions of each tile and its three mirror "
+                             "images (4x the compute)")
 
 
 def _add_segment_parser(commands) -> None:

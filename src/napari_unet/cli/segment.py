@@ -225,9 +225,9 @@ def _config(args) -> SegmentConfig:
     return SegmentConfig(diameter=args.diameter, channel=args.channel, invert=args.invert, axes=args.axes,
                          tile_size=args.tile_size, batch_size=args.batch_size,
                          device="cpu" if args.scheduler else args.device, precision=args.precision,
-                         prune_level=args.prune_level, min_size=args.min_size, threshold=args.threshold,
-                         foreground=args.foreground, split_depth=args.split_depth, seeds=args.seeds,
-                         stitch=args.stitch)
+                         prune_level=args.prune_level, flips=args.flips, min_size=args.min_size,
+                         threshold=args.threshold, foreground=args.foreground, split_depth=args.split_depth,
+                         seeds=args.seeds, stitch=args.stitch)
 
 
 def _precision_notice(config: SegmentConfig) -> None:

@@ -280,7 +280,8 @@ def _to_input_grid(labels, reading: Reading):
 
 def _label_options(config: SegmentConfig, reading: Reading) -> dict:
     """Keyword arguments of :func:`label_lazy`: the labelling in force, on the network's grid."""
-    return dataclasses.asdict(config.labelling(reading.model.labelling, reading.factor)) | {
+    factor = reading.factor if reading.rescaled else 1.0
+    return dataclasses.asdict(config.labelling(reading.model.labelling, factor)) | {
         "overlap": config.overlap, "seeds": config.seeds}
 
 

@@ -72,7 +72,9 @@ def probe(plane, reading, factor: float, scale) -> ScaleProbe:
     in_channels = reading.model.config.in_channels
     source = TileSource(network_window, reading.appearance, scale, in_channels)
     plan = reading.tile_plan(network_window.shape[:2])
-    probabilities = predict_plane(source, reading.runner(plan.batch_size), plan, reading.model.config.out_channels)
+    # probes stay single runs: the estimate's bias was calibrated that way, and it is 6 passes already
+    probabilities = predict_plane(source, reading.runner(plan.batch_size, flips=False), plan,
+                                  reading.model.config.out_channels)
     labels = probabilities_to_labels(probabilities, min_size=DEFAULT_MIN_SIZE)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     areas = np.bincount(labels.ravel())

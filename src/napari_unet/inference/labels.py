@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..checks import check_choice, check_labels, check_non_negative_number
+from ..checks import check_choice, check_labels, check_positive_number
 from ..config import SEEDS, Labelling
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
@@ -147,7 +147,7 @@ def probabilities_to_labels(probabilities, *, threshold: float = Labelling.thres
     if not 0 < foreground < 1:
         raise ValueError(f"foreground must be in (0, 1), got {foreground}")
     check_choice("seeds", seeds, SEEDS)
-    check_non_negative_number("split_depth", split_depth)
+    check_positive_number("split_depth", split_depth)
     if not np.isfinite(probabilities).all():
         raise ValueError("probabilities contain NaN or infinite values")
     settings = (threshold, min_size, seeds, foreground, split_depth)

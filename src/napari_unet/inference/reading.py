@@ -93,8 +93,10 @@ class Reading:
         return plan_tiling(self.model.network, shape or self.network_shape, self.device, self.precision,
                            config.tile_size, config.batch_size, config.prune_level)
 
-    def runner(self, batch_size: int) -> TileRunner:
-        return TileRunner(self.model, self.device, self.precision, batch_size, self.config.prune_level)
+    def runner(self, batch_size: int, flips: bool | None = None) -> TileRunner:
+        """Runs this reading's tiles; ``flips`` (default: the config's) averages mirrored runs."""
+        return TileRunner(self.model, self.device, self.precision, batch_size, self.config.prune_level,
+                          self.config.flips if flips is None else flips)
 
     def event(self) -> ImageRead:
         return ImageRead(axes=self.layout.axes, modality=self.appearance.modality, channel=self.channel,

@@ -55,17 +55,25 @@ def place_network(network, device: torch.device) -> None:
             network.eval()
 
 
+# the image as it is, and mirrored along Y, X and both (spatial axes of a plane)
+FLIPS = ((), (0,), (1,), (0, 1))
+
+
 class TileRunner:
     """Runs batches of tiles, halving the batch on out-of-memory, then falling back to CPU.
 
     The network runs channels-last (about twice as fast on CPUs, and what AMP prefers on
-    GPUs) under the autocast of ``precision`` (already resolved, not "auto").
+    GPUs) under the autocast of ``precision`` (already resolved, not "auto"). With
+    ``flips`` each tile is also run mirrored along Y, X and both, and the four
+    probabilities (mirrored back) are averaged: test-time augmentation, four times the work.
+    A valid network's output is centred in its input, so a mirrored tile's output mirrors
+    back onto the same pixels, and tiled stays equal to untiled.
     """
 
     def __init__(self, model: SegmentationModel, device: torch.device, precision: str, batch_size: int,
-                 prune_level: int | None = None):
+                 prune_level: int | None = None, flips: bool = False):
         self.model, self.device, self.precision = model, device, precision
-        self.batch_size, self.prune_level = batch_size, prune_level
+        self.batch_size, self.prune_level, self.flips = batch_size, prune_level, flips
         place_network(model.network, device)
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
@@ -86,9 +94,16 @@ class TileRunner:
 
     def _forward(self, chunk: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device, memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            logits = self.model.network(tensor, level=self.prune_level)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        total = None
+        for axes in FLIPS if self.flips else ((),):
+            dims = tuple(axis - 2 for axis in axes)
+            view = tensor.flip(dims).contiguous(memory_format=torch.channels_last) if dims else tensor
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                logits = self.model.network(view, level=self.prune_level)
+            probabilities = torch.softmax(logits.float(), dim=1)
+            probabilities = probabilities.flip(dims) if dims else probabilities
+            total = probabilities if total is None else total + probabilities
+        return (total / (len(FLIPS) if self.flips else 1)).cpu().numpy()
 
     def _shrink(self, error: BaseException) -> None:
         if self.device.type == "cuda":

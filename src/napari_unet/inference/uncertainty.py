@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import PredictConfig, resolve_config
-
-# the image as it is, and flipped along Y, X and both
-FLIPS = ((), (0,), (1,), (0, 1))
+from .runner import FLIPS
 
 
 @dataclass(frozen=True)

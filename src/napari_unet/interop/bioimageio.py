@@ -13,6 +13,7 @@ The napari-unet model file itself (safetensors) travels inside as an attachment:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import warnings
 import zipfile
@@ -235,7 +236,8 @@ def _rdf(model: SegmentationModel, geometry: PackageGeometry, files: dict, model
         "attachments": [_file(files, model_file)],
         "config": {"napari_unet": {"model_file": model_file, "package_version": __version__,
                                    "diameter": model.diameter, "normalization": dict(model.normalization.__dict__),
-                                   "class_names": list(model.class_names)}},
+                                   "class_names": list(model.class_names),
+                                   "labelling": dataclasses.asdict(model.labelling)}},
     }
 
 

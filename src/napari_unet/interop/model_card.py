@@ -59,6 +59,7 @@ def _processing(model, geometry) -> str:
     tiles = (f"overlap tiles by {2 * geometry.halo} px, discard the {geometry.halo} px halo at each tile border "
              f"(declared in `rdf.yaml`, so bioimage.io tools do this themselves) and start tiles at multiples of "
              f"{geometry.step} px")
+    labelling = model.labelling
     return f"""\
 ## Pre-processing
 
@@ -84,10 +85,15 @@ themselves use their own rule (bioimage.io's Python tools repeat the edge pixel)
 values there can differ a little from napari-unet's.
 
 Instance labels (one id per cell) come from a watershed seeded at the distance maxima of
-the predicted interiors, which bioimage.io post-processing cannot express. Outside
-napari-unet, threshold the interior channel at 0.5 and label connected components (Fiji:
-Analyze Particles; touching cells may merge), or load the probabilities into napari-unet:
-`napari_unet.probabilities_to_labels(probabilities)`.
+the predicted interiors, which bioimage.io post-processing cannot express. This model's
+settings, calibrated for it: interior threshold {labelling.threshold:g}, foreground threshold
+{labelling.foreground:g} (a pixel belongs to a cell where the background probability is below
+{1 - labelling.foreground:.2g}), split depth {labelling.split_depth:g} px, smallest object
+{labelling.min_size} px (both at the model's scale); also in `rdf.yaml` under
+`config.napari_unet.labelling`. Outside napari-unet, threshold the interior channel at
+{labelling.threshold:g} and label connected components (Fiji: Analyze Particles; touching
+cells may merge), or load the probabilities into napari-unet:
+`napari_unet.probabilities_to_labels(probabilities, **dataclasses.asdict(napari_unet.load_model(file).labelling))`.
 """
 
 

@@ -71,6 +71,8 @@ def _document(model: SegmentationModel) -> dict:
         "diameter": model.diameter,
         "diameter_bias": model.diameter_bias,
         "labelling": dataclasses.asdict(model.labelling),
+        # the one labelling setting files held before "labelling": what earlier versions read
+        "foreground": model.labelling.foreground,
         "channel_names": None if model.channel_names is None else list(model.channel_names),
         "package_version": _package_version(),
     }

@@ -20,7 +20,7 @@ import torch
 
 from ..config import TrainConfig
 from ..devices import autocast, is_out_of_memory, resolve_device, resolve_precision
-from ..events import Notice, TrainFinished, TrainStep, Validation
+from ..events import Notice, PlaneDone, TrainFinished, TrainStep, Validation
 from ..inference.labels import labels_to_classes, probabilities_to_labels
 from ..models import SegmentationModel, load_model
 from .annotations import (check_annotations, check_validation_pairs, prepare_annotations, training_scale,
@@ -41,18 +41,23 @@ def validate(model: SegmentationModel, pairs, config: TrainConfig, diameter: flo
         ``loss`` (weighted cross entropy as in training), ``ap50`` (TP / (TP + FP + FN) at
         IoU 0.5) and ``iou`` (foreground IoU), each the mean over the pairs.
     """
-    from ..inference.segment import predict_probabilities
+    from ..inference.segment import iter_segment
     from ..metrics import evaluate
 
     scores = {"loss": [], "ap50": [], "iou": []}
     for image, truth in pairs:
-        probabilities = predict_probabilities(image, model, device=str(model.device), precision=config.precision,
-                                              diameter=diameter or model.diameter)
+        # labelled as segment() labels them (the model's calibrated labelling), in one pass
+        # that also keeps the probabilities for the loss; never chunk by chunk (no probabilities)
+        done = [event for event in iter_segment(image, model, device=str(model.device), precision=config.precision,
+                                                diameter=diameter or model.diameter, keep_probabilities=True,
+                                                chunked_above=2**62)
+                if isinstance(event, PlaneDone)][0]
+        probabilities = done.probabilities
         classes = labels_to_classes(truth)
         weights = training_weight_map(truth, config=config)
         picked = np.take_along_axis(probabilities, classes[None].astype(np.int64), axis=0)[0]
         scores["loss"].append(float((-np.log(np.clip(picked, 1e-7, 1)) * weights).sum() / weights.sum()))
-        result = evaluate(probabilities_to_labels(probabilities), truth)
+        result = evaluate(done.labels, truth)
         scores["ap50"].append(result["ap50"])
         scores["iou"].append(result["iou"])
     return {key: float(np.mean(values)) for key, values in scores.items()}
@@ -77,7 +82,8 @@ def own_annotation_scores(model: SegmentationModel, annotations, device, precisi
         plan = plan_tiling(model.network, plane.shape[:2], device, precision, None, None, None)
         probabilities = predict_plane(source, TileRunner(model, device, precision, plan.batch_size), plan,
                                       model.config.out_channels)
-        found = np.where(annotation.annotated, probabilities_to_labels(probabilities), 0)
+        found = np.where(annotation.annotated,
+                         probabilities_to_labels(probabilities, **dataclasses.asdict(model.labelling)), 0)
         truth = annotation.labels
         result = match_instances(found.astype(np.int64), truth.astype(np.int64), threshold=0.5)
         cells, matched, false = cells + result.tp + result.fn, matched + result.tp, false + result.fp

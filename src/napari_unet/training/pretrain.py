@@ -259,7 +259,8 @@ def calibrate_labelling(model: SegmentationModel, samples: list[AnnotatedImage],
     best = model.labelling
     for _ in range(rounds):
         for name, values in grid.items():
-            best = max((dataclasses.replace(best, **{name: value}) for value in values), key=score)
+            candidates = sorted(set(values) | {getattr(best, name)})
+            best = max((dataclasses.replace(best, **{name: value}) for value in candidates), key=score)
     return best
 
 
@@ -290,7 +291,7 @@ def iter_pretrain(out, data, *, recipe: PretrainRecipe = PretrainRecipe(), init=
 
     The best weights on the held-out images are saved (atomically) at every validation that
     improves them, so an interrupted run leaves a usable model. At the end the diameter
-    estimate and the foreground threshold are calibrated on the held-out images
+    estimate and the labelling settings are calibrated on the held-out images
     (:func:`calibrate_diameter`, :func:`calibrate_labelling`) and the final
     ``TrainFinished`` carries the model as saved. ``recipe.train.device``,
     ``precision`` and ``workers`` change speed, not the recipe.
