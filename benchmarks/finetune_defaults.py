@@ -8,13 +8,19 @@ window where the shipped model is least sure (as in ``finetune_real.py``); every
 (peak learning rate : anchor) fine-tunes the shipped model on them for ``--minutes``, and is
 scored by AP@0.5 on 6 other train images of the group (every n-th, spread over the group)
 and on the rest of the annotated image. ``--threads 1 --minutes 4`` approximates the steps
-of 2 minutes on two free cores when the machine is shared. Nothing here is asserted; the
-table is in docs/benchmarks.md.
+of 2 minutes on two free cores when the machine is shared.
+
+``--labellings`` scores every fine-tuned model with several labelling settings: ``inherited``
+(the starting model's, what fine-tuning keeps), ``generic`` (``Labelling()`` with the starting
+model's foreground threshold) and ``annotated`` (``calibrate_labelling`` on the annotated
+square, which is fully annotated). Nothing here is asserted; the table is in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +28,8 @@ import torch
 
 import napari_unet as nu
 from finetune_real import GROUPS, annotation, ap_on, region_with_cells, rest_of_image, score, starts
-from napari_unet.datasets import read_annotated
+from napari_unet.datasets import AnnotatedImage, median_diameter, read_annotated
+from napari_unet.training.pretrain import calibrate_labelling
 
 CELLS = 20
 SCORED = 6
@@ -36,6 +43,7 @@ def main() -> None:
     parser.add_argument("--groups", default="fluorescence-small,stained,fluorescence-large")
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--labellings", default="inherited", help="inherited, generic, annotated (comma-separated)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -55,8 +63,27 @@ def main() -> None:
             config = nu.TrainConfig(minutes=args.minutes, iterations=100_000, learning_rate=rate, anchor=anchor)
             tuned = nu.finetune(model, chosen.image, annotation(chosen.labels, region), regions=[[region]],
                                 config=config)
-            print(f"| {name} | rate {rate:g}, anchor {anchor:g} | {tuned.history[-1]['steps']} | "
-                  f"{score(tuned, scored):.3f} | {ap_on(tuned, *rest)} |", flush=True)
+            for labelling in args.labellings.split(","):
+                variant = dataclasses.replace(tuned, labelling=labelling_of(labelling, tuned, chosen, region))
+                print(f"| {name} | rate {rate:g}, anchor {anchor:g}, {labelling} labelling "
+                      f"({', '.join(f'{k} {v:g}' for k, v in dataclasses.asdict(variant.labelling).items())}) | "
+                      f"{tuned.history[-1]['steps']} | {score(variant, scored):.3f} | {ap_on(variant, *rest)} |",
+                      flush=True)
+
+
+def labelling_of(kind: str, tuned, chosen, region) -> nu.Labelling:
+    """The labelling settings a fine-tuned model is scored with (see the module docstring)."""
+    if kind == "inherited":
+        return tuned.labelling
+    if kind == "generic":
+        return nu.Labelling(foreground=tuned.labelling.foreground)
+    if kind == "annotated":
+        y0, y1, x0, x1 = region
+        labels = chosen.labels[y0:y1, x0:x1]
+        crop = AnnotatedImage(id="annotated", image=chosen.image[y0:y1, x0:x1], labels=labels,
+                              modality=chosen.modality, diameter=median_diameter(labels))
+        return calibrate_labelling(tuned, [crop])
+    raise ValueError(f"unknown labelling {kind!r}: choose inherited, generic or annotated")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ Methods, each on every image of the split (nothing is set per image or per modal
 - ``nuclei``: the shipped model with every default (diameter estimated, polarity detected);
 - ``nuclei, true diameter``: the same, given each image's true median nucleus diameter
   (how much the size estimate costs);
+- ``nuclei + flips``: the defaults with test-time augmentation (``flips=True``: every tile
+  also predicted mirrored three ways, the four averaged);
 - ``synthetic-only v1``: the model shipped before (trained on synthetic images only), as it
   ran then (``tests/data/nuclei-synthetic-v1.safetensors``, no rescaling);
 - ``Otsu + watershed``: grey image (inverted when the background is bright, by the same
@@ -130,6 +132,7 @@ def main() -> None:
     parser.add_argument("--model", default="nuclei")
     parser.add_argument("--limit", type=int, help="at most this many images per modality")
     parser.add_argument("--scales", default="1,0.5,2")
+    parser.add_argument("--methods", nargs="+", help="run only these methods (names as in the table)")
     parser.add_argument("--out", type=Path, help="also write every per-image score as JSON")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -140,9 +143,14 @@ def main() -> None:
     methods = {
         "nuclei": lambda image, diameter: nu.segment(image, model),
         "nuclei, true diameter": lambda image, diameter: nu.segment(image, model, diameter=diameter),
+        "nuclei + flips": lambda image, diameter: nu.segment(image, model, flips=True),
         "synthetic-only v1": lambda image, diameter: nu.segment(image, previous),
         "Otsu + watershed": lambda image, diameter: otsu_watershed(image),
     }
+    unknown = set(args.methods or ()) - set(methods)
+    if unknown:
+        parser.error(f"--methods: unknown {sorted(unknown)}; choose from {list(methods)}")
+    methods = {name: method for name, method in methods.items() if not args.methods or name in args.methods}
     scales = [float(s) for s in args.scales.split(",")]
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
           f"threads, model {args.model}, {len(samples)} images of the {args.split} split")

@@ -13,6 +13,7 @@ Nothing here is asserted; the numbers go into docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import resource
@@ -113,13 +114,14 @@ def main() -> None:
     except ImportError:
         print("(MONAI not installed: pip install --no-deps monai)")
     reference = outputs[("napari-unet", "fp32")]
-    reference_labels = probabilities_to_labels(reference)
+    labelling = dataclasses.asdict(model.labelling)  # as segment() labels with this model
+    reference_labels = probabilities_to_labels(reference, **labelling)
     monai_fp32 = next((s for n, p, s in rows if n.startswith("MONAI") and p == "fp32"), None)
     print("| method | precision | seconds | output Mpx/s | vs MONAI fp32 | max abs diff vs napari-unet fp32 | label IoU vs fp32 |")
     print("|---|---|---|---|---|---|---|")
     for name, precision, seconds in rows:
         out = outputs[(name, precision)]
-        labels_iou = iou(probabilities_to_labels(out), reference_labels)
+        labels_iou = iou(probabilities_to_labels(out, **labelling), reference_labels)
         ratio = f"{monai_fp32 / seconds:.2f}x" if monai_fp32 else "-"
         print(f"| {name} | {precision} | {seconds:.2f} | {megapixels / seconds:.2f} | {ratio} | "
               f"{np.abs(out - reference).max():.1e} | {labels_iou:.4f} |")
@@ -131,7 +133,7 @@ def main() -> None:
     scale = intensity_range(image, Appearance(colour=False, inverted=False), model.normalization, 1)
     scale.apply(image.astype(np.float32))
     normalise_seconds = time.perf_counter() - start
-    post_seconds, _ = best_time(lambda: probabilities_to_labels(reference), 1)
+    post_seconds, _ = best_time(lambda: probabilities_to_labels(reference, **labelling), 1)
     floor = flops * args.size**2 / peak
     print(f"\n## Compute floor (fp32, tile {args.tile_size})\n")
     print("| quantity | value |\n|---|---|")
