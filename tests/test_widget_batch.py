@@ -64,6 +64,17 @@ def test_split_touching_reaches_every_image(widget, viewer, qtbot, trained_model
     np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, expected)
 
 
+def test_labelling_and_mirror_options_reach_every_image(widget, viewer, qtbot, trained_model):
+    image = viewer.layers["nuclei"].data
+    expected = nu.segment(image, trained_model, device="cpu", threshold=0.8, split_depth=4.0, flips=True)
+    assert not np.array_equal(expected, nu.segment(image, trained_model, device="cpu"))
+    widget.labelling.threshold.value, widget.labelling.split_depth.value = 0.8, 4.0
+    widget.flips.value = True
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, expected)
+
+
 def test_selected_images_only_and_rerun_updates_the_same_layer(widget, viewer, stack, qtbot):
     user_layer = viewer.add_labels(np.full((96, 128), 5, np.uint8), name="stack/2 labels")
     widget.images.value = [stack]
@@ -179,7 +190,8 @@ def test_the_status_line_is_not_cut_short(widget, viewer, qtbot):
 
 
 def test_advanced_options_are_folded_away(widget):
-    assert_advanced_folded(widget, [widget.device, widget.precision, widget.flips])
+    assert_advanced_folded(widget, [widget.labelling.threshold, widget.labelling.split_depth, widget.device,
+                                    widget.precision, widget.flips])
 
 
 def test_every_control_has_a_tooltip(widget):

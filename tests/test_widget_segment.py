@@ -122,6 +122,17 @@ def test_mirror_averaging_gives_the_apis_flipped_labels(widget, viewer, qtbot, t
     np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, expected)
 
 
+def test_labelling_fields_override_the_models_values_and_zero_keeps_them(widget, viewer, qtbot, trained_model):
+    image = viewer.layers["nuclei"].data
+    assert widget.labelling.options() == {"threshold": None, "split_depth": None}
+    expected = nu.segment(image, trained_model, tile_size=32, device="cpu", threshold=0.8, split_depth=4.0)
+    assert not np.array_equal(expected, nu.segment(image, trained_model, tile_size=32, device="cpu"))
+    widget.labelling.threshold.value, widget.labelling.split_depth.value = 0.8, 4.0
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    np.testing.assert_array_equal(viewer.layers["nuclei labels"].data, expected)
+
+
 def test_rerun_updates_its_own_layer_and_never_a_users(widget, viewer, qtbot):
     mine = viewer.add_labels(np.full((96, 128), 7, np.uint16), name="nuclei labels")
     widget.run()
@@ -228,8 +239,9 @@ def test_closing_the_viewer_mid_run_stops_the_worker(widget, viewer, qtbot):
 
 
 def test_advanced_options_are_folded_away(widget):
-    assert_advanced_folded(widget, [widget.tile_size, widget.device, widget.precision, widget.prune_level,
-                                    widget.flips, widget.with_probabilities])
+    assert_advanced_folded(widget, [widget.labelling.threshold, widget.labelling.split_depth, widget.tile_size,
+                                    widget.device, widget.precision, widget.prune_level, widget.flips,
+                                    widget.with_probabilities])
 
 
 def test_every_control_has_a_tooltip(widget):

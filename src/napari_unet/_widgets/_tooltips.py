@@ -19,7 +19,14 @@ POLARITY = ("Are your cells brighter or darker than the background? 'detect' dec
 SPLIT = ("How cells that touch are separated. 'At the neck': for round cells and nuclei, also cuts where the "
          "outline narrows between two cells. 'On predicted boundary only': for rods, filaments or irregular "
          "cells that would otherwise be cut in pieces.")
-ADVANCED = "Settings for speed, memory and hardware. The defaults suit almost everyone."
+ADVANCED = ("How cells are cut apart, and settings for speed, memory and hardware. The defaults suit almost "
+            "everyone.")
+THRESHOLD = ("How sure the network must be that a pixel is inside a cell for it to seed one. 0 uses the model's "
+             "own value (0.3 for 'nuclei'). Raise it (e.g. 0.5) when touching cells come out merged, lower it "
+             "when faint cells are missed.")
+SPLIT_DEPTH = ("How much narrower (pixels, at the model's scale) the neck between two touching cells must be than "
+               "the smaller cell for them to be split ('at the neck' only). 0 uses the model's own value (2 for "
+               "'nuclei'). Lower it when touching cells come out merged, raise it when cells are cut in pieces.")
 DEVICE = ("Where the network runs. 'auto' uses a graphics card (NVIDIA CUDA or Apple MPS) when there is one, "
           "else the processor. Choose 'cpu' when the graphics card runs out of memory.")
 PRECISION = ("Number format of the calculation. 'auto' uses the faster half precision (bf16) on graphics "

@@ -16,7 +16,7 @@ from ._image_options import ImageOptions
 from ._layers import OWNER_KEY, image_data, layer_axes, layers_of, show_owned
 from ._registry import ModelPicker
 from ._worker import RunControls, WorkerOwner, report, report_error
-from .segment import LABELS_ROLE, PRECISIONS, SPLIT_CHOICES
+from .segment import LABELS_ROLE, PRECISIONS, SPLIT_CHOICES, LabellingFields
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ class BatchWidget(WorkerOwner, ScrollingDock):
         self.device = ComboBox(label="device", choices=available_devices(), value="auto", tooltip=tips.DEVICE)
         self.precision = ComboBox(label="precision", choices=PRECISIONS, value="auto", tooltip=tips.PRECISION)
         self.flips = CheckBox(text="average mirror images (4x slower)", value=False, tooltip=tips.FLIPS)
-        self.advanced = Advanced([self.device, self.precision, self.flips], tooltip=tips.ADVANCED)
+        self.labelling = LabellingFields()
+        self.advanced = Advanced([*self.labelling.widgets, self.device, self.precision, self.flips],
+                                 tooltip=tips.ADVANCED)
         self.controls = RunControls("Segment all", tips.BATCH_RUN)
         super().__init__(widgets=[self.images, self.model, self.image_options, self.split, self.save, self.folder,
                                   self.advanced, self.controls])
@@ -160,7 +162,8 @@ class BatchWidget(WorkerOwner, ScrollingDock):
             if targets is None:
                 raise ValueError("no folder chosen for the TIFF files: choose a folder (or untick 'save')")
             config = SegmentConfig(device=self.device.value, precision=self.precision.value, seeds=self.split.value,
-                                   flips=self.flips.value, **self.image_options.options())
+                                   flips=self.flips.value, **self.labelling.options(),
+                                   **self.image_options.options())
             model = self.model.load(config.device)
         except (ValueError, TypeError, OSError) as error:
             report_error(error, "Batch segment", self.controls.status)

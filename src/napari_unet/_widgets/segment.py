@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 from napari.layers import Image
 
 from . import _tooltips as tips
@@ -78,6 +78,24 @@ def segment_job(image, model, config, focus, planes, keep_probabilities: bool):
     return None
 
 
+class LabellingFields:
+    """Two folded fields that override the model's calibrated labelling; 0 keeps the model's."""
+
+    def __init__(self):
+        self.threshold = FloatSpinBox(label="cell threshold (0 = model's)", value=0.0, min=0.0, max=0.95,
+                                      step=0.05, tooltip=tips.THRESHOLD)
+        self.split_depth = FloatSpinBox(label="split depth px (0 = model's)", value=0.0, min=0.0, max=20.0,
+                                        step=0.5, tooltip=tips.SPLIT_DEPTH)
+
+    @property
+    def widgets(self) -> list:
+        return [self.threshold, self.split_depth]
+
+    def options(self) -> dict:
+        """``SegmentConfig`` fields: None (the model's value) where the field is 0."""
+        return {"threshold": self.threshold.value or None, "split_depth": self.split_depth.value or None}
+
+
 def prune_levels(model) -> list[str]:
     """"accurate", then "L1".."Ln-1" for a UNet++ trained with deep supervision."""
     network = model.network
@@ -104,8 +122,9 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
         self.with_probabilities = CheckBox(text="also add class probabilities", value=False,
                                            tooltip=tips.PROBABILITIES)
         self.flips = CheckBox(text="average mirror images (4x slower)", value=False, tooltip=tips.FLIPS)
-        self.advanced = Advanced([self.tile_size, self.device, self.precision, self.prune_level, self.flips,
-                                  self.with_probabilities], tooltip=tips.ADVANCED)
+        self.labelling = LabellingFields()
+        self.advanced = Advanced([*self.labelling.widgets, self.tile_size, self.device, self.precision,
+                                  self.prune_level, self.flips, self.with_probabilities], tooltip=tips.ADVANCED)
         self.controls = RunControls("Segment", tips.SEGMENT_RUN)
         super().__init__(widgets=[self.image, self.model, self.image_options, self.split, self.advanced,
                                   self.controls])
@@ -136,7 +155,8 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
         return SegmentConfig(axes=layer_axes(self.viewer, layer), tile_size=self.tile_size.value or None,
                              device=self.device.value, precision=self.precision.value,
                              prune_level=None if level in (None, ACCURATE) else int(level[1:]),
-                             flips=self.flips.value, seeds=self.split.value, **self.image_options.options())
+                             flips=self.flips.value, seeds=self.split.value, **self.labelling.options(),
+                             **self.image_options.options())
 
     def _inputs(self):
         """(layer, image, config, model), or ValueError saying what to fix."""
