@@ -50,6 +50,12 @@ def check_non_negative_number(name: str, value) -> None:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
+def check_bool(name: str, value) -> None:
+    """Raise unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def check_probability(name: str, value) -> None:
     """Raise unless ``value`` is in [0, 1]."""
     if not 0.0 <= value <= 1.0:

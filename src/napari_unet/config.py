@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .checks import (check_choice, check_non_negative_number, check_open_probability, check_positive_int,
-                     check_positive_number)
+from .checks import (check_bool, check_choice, check_non_negative_number, check_open_probability,
+                     check_positive_int, check_positive_number)
 
 ARCHITECTURES = ("unet", "unetplusplus")
 PADDINGS = ("valid", "same")
@@ -219,8 +219,7 @@ class PredictConfig(_Replaceable):
             raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
         check_choice("precision", self.precision, PRECISIONS)
         check_positive_int("prune_level", self.prune_level, optional=True)
-        if not isinstance(self.flips, bool):
-            raise ValueError(f"flips must be True or False, got {self.flips!r}")
+        check_bool("flips", self.flips)
         check_positive_int("chunk_size", self.chunk_size)
         check_positive_int("chunked_above", self.chunked_above)
 
@@ -271,8 +270,7 @@ class SegmentConfig(PredictConfig):
         check_positive_int("min_size", self.min_size, minimum=0, optional=True)
         check_choice("seeds", self.seeds, SEEDS)
         check_positive_int("overlap", self.overlap, minimum=0)
-        if not isinstance(self.stitch, bool):
-            raise ValueError(f"stitch must be True or False, got {self.stitch!r}")
+        check_bool("stitch", self.stitch)
 
     def labelling(self, calibrated: Labelling, factor: float = 1.0) -> Labelling:
         """The labelling settings in force: ``calibrated`` (the model's) with the fields

@@ -280,8 +280,7 @@ def _to_input_grid(labels, reading: Reading):
 
 def _label_options(config: SegmentConfig, reading: Reading) -> dict:
     """Keyword arguments of :func:`label_lazy`: the labelling in force, on the network's grid."""
-    factor = reading.factor if reading.rescaled else 1.0
-    return dataclasses.asdict(config.labelling(reading.model.labelling, factor)) | {
+    return dataclasses.asdict(reading.labelling(config)) | {
         "overlap": config.overlap, "seeds": config.seeds}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import PredictConfig, resolve_config
+from ..config import Labelling, PredictConfig, SegmentConfig, resolve_config
 from ..devices import resolve_device, resolve_precision
 from ..events import ImageRead
 from ..models import SegmentationModel, load_model
@@ -67,6 +67,10 @@ class Reading:
     @property
     def rescaled(self) -> bool:
         return not is_unit(self.factor)
+
+    def labelling(self, config: SegmentConfig) -> Labelling:
+        """The labelling in force on the network's grid: the model's, with ``config``'s fields."""
+        return config.labelling(self.model.labelling, self.factor if self.rescaled else 1.0)
 
     @property
     def network_shape(self) -> tuple[int, int]:

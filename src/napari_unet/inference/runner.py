@@ -94,8 +94,9 @@ class TileRunner:
 
     def _forward(self, chunk: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device, memory_format=torch.channels_last)
+        views = FLIPS if self.flips else ((),)
         total = None
-        for axes in FLIPS if self.flips else ((),):
+        for axes in views:
             dims = tuple(axis - 2 for axis in axes)
             view = tensor.flip(dims).contiguous(memory_format=torch.channels_last) if dims else tensor
             with torch.inference_mode(), autocast(self.device, self.precision):
@@ -103,7 +104,7 @@ class TileRunner:
             probabilities = torch.softmax(logits.float(), dim=1)
             probabilities = probabilities.flip(dims) if dims else probabilities
             total = probabilities if total is None else total + probabilities
-        return (total / (len(FLIPS) if self.flips else 1)).cpu().numpy()
+        return (total / len(views)).cpu().numpy()
 
     def _shrink(self, error: BaseException) -> None:
         if self.device.type == "cuda":

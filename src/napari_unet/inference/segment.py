@@ -60,7 +60,7 @@ def _iter_plane(reading: Reading, plane, index: int | None, focus, counter: list
 
 def label_plane(probabilities: np.ndarray, reading: Reading, config: SegmentConfig) -> np.ndarray:
     """Network-grid probabilities of one plane -> instance labels on the input grid."""
-    settings = config.labelling(reading.model.labelling, reading.factor if reading.rescaled else 1.0)
+    settings = reading.labelling(config)
     labels = probabilities_to_labels(probabilities, seeds=config.seeds, **dataclasses.asdict(settings))
     if not reading.rescaled:
         return labels
