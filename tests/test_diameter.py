@@ -8,7 +8,9 @@ import pytest
 import napari_unet as nu
 from napari_unet.datasets import median_diameter
 from napari_unet.events import ImageRead
-from napari_unet.inference.diameter import ScaleProbe, choose_diameter
+from napari_unet.inference.appearance import Appearance, IntensityRange
+from napari_unet.inference.diameter import ScaleProbe, _object_intensity, choose_diameter
+from napari_unet.inference.runner import TileSource
 from napari_unet.inference.rescale import resample, resample_nearest
 from napari_unet.synth import SynthConfig, synth_image
 
@@ -82,6 +84,27 @@ def test_the_choice_divides_by_the_models_bias_and_needs_objects():
     assert choose_diameter(probes, 20.0) == 21.0  # the 2x probe has too few objects to count
     assert choose_diameter(probes, 20.0, bias=1.2) == pytest.approx(17.5)
     assert choose_diameter([ScaleProbe(1.0, 0, float("nan"), 0.0)], 20.0) is None
+
+
+def test_of_two_scales_as_sure_and_as_near_the_brightest_objects_win():
+    # whole cells seen at a quarter and their nuclei at full size: both 20 px to the network
+    cells = ScaleProbe(0.25, 40, 80.0, 0.75, intensity=0.3)
+    nuclei = ScaleProbe(1.0, 20, 20.0, 0.72, intensity=0.7)
+    assert choose_diameter([cells, nuclei], 20.0) == 20.0
+    # without the stain to tell them apart, the network's confidence decides
+    assert choose_diameter([cells, ScaleProbe(1.0, 20, 20.0, 0.72, intensity=0.3)], 20.0) == 80.0
+
+
+def test_object_intensity_is_read_in_the_models_polarity():
+    # a bright background with two dark objects (brightfield): inverted, they are the bright ones
+    plane = np.full((40, 40), 200.0, np.float32)
+    labels = np.zeros((40, 40), np.int32)
+    plane[5:15, 5:15], labels[5:15, 5:15] = 0.0, 1
+    plane[20:30, 20:30], labels[20:30, 20:30] = 100.0, 2
+    source = TileSource(plane, Appearance(colour=False, inverted=True), IntensityRange(-200.0, 0.0), 1)
+    assert _object_intensity(source, labels, np.array([1])) == pytest.approx(1.0)
+    assert _object_intensity(source, labels, np.array([1, 2])) == pytest.approx(0.75)
+    assert _object_intensity(source, labels, np.array([], int)) == 0.0
 
 
 def test_models_without_a_working_diameter_are_not_estimated(tiny_model):
