@@ -134,6 +134,16 @@ def test_pretrain_records_other_shares_in_its_command(annotated_folder, tmp_path
     assert "--shares fluorescence=0.4,stained=0.5,brightfield=0.1,synthetic=0.3" in entry["command"]
 
 
+def test_a_time_budget_ends_pretraining_by_the_clock_and_is_recorded(annotated_folder, tmp_path):
+    # a cap far beyond what the budget allows: the clock must end the run, as on a lent GPU
+    train = dataclasses.replace(TINY.train, iterations=100_000, minutes=0.05, validate_every=10_000, batch_size=2)
+    model = pretrain(tmp_path / "n.safetensors", annotated_folder, recipe=dataclasses.replace(TINY, train=train))
+    entry = nu.load_model(tmp_path / "n.safetensors").history[-1]
+    assert entry["outcome"] == "completed" and 0 < entry["steps"] < 100_000
+    assert "--minutes 0.05 --iterations 100000" in entry["command"] and "--batch-size 2" in entry["command"]
+    assert model.labelling is not None
+
+
 def test_pretrain_refuses_a_folder_without_a_train_split(annotated_folder, tmp_path):
     rows = list(csv.DictReader(open(annotated_folder / "index.csv")))
     with open(annotated_folder / "index.csv", "w", newline="") as stream:
@@ -185,6 +195,15 @@ def test_pretrain_command_passes_the_schedule_on(monkeypatch, tmp_path, capsys):
     assert (train.iterations, train.learning_rate, train.seed) == (30, 5e-4, 3)
     assert seen["init"] == tmp_path / "start.safetensors"
     assert train.batch_size == module.PretrainRecipe().train.batch_size  # the rest stays the recipe's
+    assert train.minutes is None
+    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--minutes", "8",
+                 "--batch-size", "16"]) == 0
+    train = seen["recipe"].train
+    assert (train.minutes, train.batch_size) == (8.0, 16)
+    assert train.iterations >= 100_000  # the clock ends it, not the recipe's step count
+    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--minutes", "8",
+                 "--iterations", "500"]) == 0
+    assert seen["recipe"].train.iterations == 500
     with pytest.raises(SystemExit) as exit:
         main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--learning-rate", "0"])
     assert exit.value.code == 2

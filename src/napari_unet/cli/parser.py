@@ -184,6 +184,12 @@ def _add_other_parsers(commands) -> None:
                           help="peak learning rate of the schedule (default: the recipe's, 2e-3; lower it to "
                                "go on from a checkpoint with --init)")
     pretrain.add_argument("--seed", type=int, help="training seed (default: the recipe's)")
+    pretrain.add_argument("--minutes", type=positive_float,
+                          help="time budget of the optimisation: the learning-rate schedule follows the clock and "
+                               "--iterations (default then: no cap) only caps it; reading the data and the final "
+                               "calibration come on top (for a GPU lent for a few minutes)")
+    pretrain.add_argument("--batch-size", type=positive_int,
+                          help="patches per step (default: the recipe's, 4; raise it on a GPU)")
     pretrain.add_argument("--shares", metavar="GROUP=SHARE,...",
                           help="share of the patches drawn from each group of images: fluorescence, stained, "
                                "brightfield, synthetic (default: 0.4, 0.2, 0.1, 0.3; groups left out keep theirs)")

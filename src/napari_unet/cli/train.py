@@ -148,13 +148,16 @@ def command_pretrain(args) -> int:
             recipe = dataclasses.replace(recipe, group_shares=parse_shares(args.shares))
         except ValueError as error:
             raise CommandError(f"--{error}") from None
-    options = dict(iterations=args.iterations, seed=args.seed, precision=args.precision,
-                   learning_rate=args.learning_rate)
+    from .parser import MAX_STEPS
+
+    iterations = args.iterations or (MAX_STEPS if args.minutes is not None else None)
+    options = dict(iterations=iterations, minutes=args.minutes, seed=args.seed, precision=args.precision,
+                   learning_rate=args.learning_rate, batch_size=args.batch_size)
     changes = {k: v for k, v in options.items() if v is not None}
     train = dataclasses.replace(recipe.train, device=args.device, workers=args.workers, **changes)
     recipe = dataclasses.replace(recipe, train=train)
-    finished = run_training(iter_pretrain(args.out, args.data, recipe=recipe, init=args.init), train.iterations,
-                            "pretrain")
+    finished = run_training(iter_pretrain(args.out, args.data, recipe=recipe, init=args.init),
+                            train.iterations if train.minutes is None else None, "pretrain")
     if finished.reason != "completed":
         raise CommandError(f"pretraining did not complete: {finished.message}")
     print(f"wrote {args.out}: {finished.model!r}")

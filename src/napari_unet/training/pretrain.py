@@ -353,12 +353,19 @@ def _save(model: SegmentationModel, out, recipe: PretrainRecipe, description: di
                 "diameter": recipe.diameter, "holdout_fraction": recipe.holdout_fraction,
                 "group_shares": dict(recipe.group_shares)},
         seconds=round(time.perf_counter() - started, 1),
-        command=f"napari-unet pretrain --data DIR --out {recipe.name}.safetensors "
-                f"--iterations {recipe.train.iterations} --learning-rate {recipe.train.learning_rate:g} "
-                f"--seed {recipe.train.seed} --precision {recipe.train.precision}"
-                + ("" if dict(recipe.group_shares) == GROUP_SHARES else
-                   " --shares " + ",".join(f"{g}={v:g}" for g, v in recipe.group_shares))
-                + (f" --init {Path(init).name}" if init is not None else ""),
+        command=_command(recipe, init),
     )
     save_model(kept, out)
     return kept
+
+
+def _command(recipe: PretrainRecipe, init=None) -> str:
+    """The ``napari-unet pretrain`` command line that repeats ``recipe`` (from ``init``)."""
+    train, default = recipe.train, PretrainRecipe().train
+    schedule = ("" if train.minutes is None else f"--minutes {train.minutes:g} ") + f"--iterations {train.iterations}"
+    return (f"napari-unet pretrain --data DIR --out {recipe.name}.safetensors {schedule} "
+            f"--learning-rate {train.learning_rate:g} --seed {train.seed} --precision {train.precision}"
+            + (f" --batch-size {train.batch_size}" if train.batch_size != default.batch_size else "")
+            + ("" if dict(recipe.group_shares) == GROUP_SHARES else
+               " --shares " + ",".join(f"{g}={v:g}" for g, v in recipe.group_shares))
+            + (f" --init {Path(init).name}" if init is not None else ""))
