@@ -246,3 +246,17 @@ def test_advanced_options_are_folded_away(widget):
 
 def test_every_control_has_a_tooltip(widget):
     assert_every_control_explained(widget)
+
+
+def test_the_estimate_button_fills_the_diameter_field(widget, viewer, qtbot, registry, trained_model):
+    import copy
+
+    model = copy.deepcopy(trained_model)
+    model.diameter = 12.0  # a working scale, so the image's own size can be measured
+    widget.model.select(registry.add("with a scale", model))
+    widget.image_options.estimate.clicked.emit()
+    wait_until_idle(qtbot, widget)
+    expected = nu.estimate_diameter(viewer.layers["nuclei"].data, model, device="cpu").diameter
+    assert expected is not None
+    assert widget.image_options.diameter.value == pytest.approx(round(expected, 1))
+    assert f"{expected:.1f} px" in widget.controls.status.value

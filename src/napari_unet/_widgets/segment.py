@@ -194,7 +194,7 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
 
     def estimate(self, *_) -> None:
         """Measure the cell diameter of the chosen image (in a worker) and put it in the field."""
-        from ..inference.diameter import estimate_diameter
+        from ..inference.reading import estimate_diameter
 
         try:
             layer, image, config, model = self._inputs()
