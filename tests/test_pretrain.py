@@ -65,8 +65,9 @@ def test_median_diameter_of_discs():
 def test_training_images_reach_the_model_diameter(annotated_folder):
     data = training_images(TINY, annotated_folder)
     fit, held_out, description = data.fit, data.held_out, data.description
-    assert [s.id for s in data.held_out_raw] == description["held_out_ids"]
-    assert "img4" not in description["fit_ids"] + description["held_out_ids"]
+    source = annotated_folder.name  # a folder whose index has no source column
+    assert [f"{source}/{s.id}" for s in data.held_out_raw] == description["held_out_ids"]
+    assert f"{source}/img4" not in description["fit_ids"] + description["held_out_ids"]
     assert len(held_out) == 2  # one per modality of the train split
     for image in fit + held_out:
         assert image.image.ndim == 3 and image.image.shape[-1] == 3
@@ -150,8 +151,48 @@ def test_pretrain_refuses_a_folder_without_a_train_split(annotated_folder, tmp_p
         writer = csv.DictWriter(stream, fieldnames=["id", "modality", "split"])
         writer.writeheader()
         writer.writerows([dict(row, split="val") for row in rows])
-    with pytest.raises(ValueError, match="no images in its train split"):
+    with pytest.raises(ValueError, match="no nuclei images outside the val/test splits"):
         pretrain(tmp_path / "x.safetensors", annotated_folder, recipe=dataclasses.replace(TINY))
+
+
+def _source_folder(folder, source, rows):
+    """An annotated folder of a built source: rows of (id, group, target, split)."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for index, (name, _, _, _) in enumerate(rows):
+        image, labels = synth_image(np.random.default_rng(index), SynthConfig(shape=(64, 64)))
+        tifffile.imwrite(folder / "images" / f"{name}.tif", image.astype(np.float32))
+        tifffile.imwrite(folder / "masks" / f"{name}.tif", labels.astype(np.uint16))
+    with open(folder / "index.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["id", "source", "group", "modality", "target", "split"])
+        writer.writeheader()
+        writer.writerows({"id": name, "source": source, "group": group, "modality": "fluorescence",
+                          "target": target, "split": split} for name, group, target, split in rows)
+    return folder
+
+
+def test_several_sources_hold_out_whole_groups_and_never_read_test_or_excluded(annotated_folder, tmp_path):
+    from napari_unet.training.pretrain import read_training_sources
+
+    other = _source_folder(tmp_path / "lab", "lab", [
+        ("a1", "liver", "nuclei", "train"), ("a2", "liver", "nuclei", "train"), ("b1", "lung", "nuclei", ""),
+        ("b2", "lung", "nuclei", "train"), ("c1", "colon", "nuclei", "test"), ("d1", "brain", "cells", "train"),
+        ("e1", "kidney", "nuclei", "train")])
+    recipe = dataclasses.replace(TINY, excluded=("lab/kidney",))
+    read = read_training_sources(recipe, [annotated_folder, other])
+    keys = {f"{s.source}/{s.id}" for s in read}
+    assert {"lab/a1", "lab/a2", "lab/b1", "lab/b2"} <= keys
+    assert not keys & {"lab/c1", "lab/d1", "lab/e1", f"{annotated_folder.name}/img4"}  # test, cells, excluded, val
+    data = training_images(recipe, [annotated_folder, other])
+    held = {key for key in data.description["held_out_ids"] if key.startswith("lab/")}
+    # one of the two groups (liver, lung) is held out whole, never a part of one
+    assert held in ({"lab/a1", "lab/a2"}, {"lab/b1", "lab/b2"})
+    assert data.description["sources"] == {annotated_folder.name: 4, "lab": 4}
+    cells = read_training_sources(dataclasses.replace(TINY, target="cells"), [annotated_folder, other])
+    assert [s.id for s in cells] == ["d1"]
+    with pytest.raises(ValueError, match="no nuclei images"):
+        read_training_sources(dataclasses.replace(TINY, excluded=("lab", annotated_folder.name)),
+                              [annotated_folder, other])
 
 
 def test_pretrain_goes_on_from_a_checkpoint(annotated_folder, tmp_path):
@@ -182,13 +223,17 @@ def test_pretrain_command_passes_the_schedule_on(monkeypatch, tmp_path, capsys):
     seen = {}
 
     def fake(out, data, *, recipe, init=None):
-        seen.update(recipe=recipe, init=init)
+        seen.update(recipe=recipe, init=init, data=data)
         yield TrainFinished(model="model", steps=recipe.train.iterations, reason="completed", message="")
 
     monkeypatch.setattr(module, "iter_pretrain", fake)
     assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--init",
                  str(tmp_path / "start.safetensors"), "--iterations", "30", "--learning-rate", "5e-4",
-                 "--seed", "3", "--shares", "stained=0.35,synthetic=0.15"]) == 0
+                 "--seed", "3", "--shares", "stained=0.35,synthetic=0.15", "--data", str(tmp_path / "more"),
+                 "--exclude", "lab/liver", "--exclude", "other"]) == 0
+    assert seen["data"] == [tmp_path, tmp_path / "more"]
+    assert seen["recipe"].excluded == ("lab/liver", "other")
+    assert "--exclude lab/liver --exclude other" in module._command(seen["recipe"])
     assert dict(seen["recipe"].group_shares)["stained"] == 0.35
     assert dict(seen["recipe"].group_shares)["synthetic"] == 0.15
     train = seen["recipe"].train

@@ -3,7 +3,10 @@
 A folder holds ``images/<id>.tif`` and ``masks/<id>.tif`` (instance labels, 0 =
 background) with the same ids, and optionally ``index.csv`` with at least an ``id``
 column; its ``split`` and ``modality`` columns, when present, select and group images
-(the layout of the DSB2018 copy in ``shared/data/dsb2018``).
+(the layout of the DSB2018 copy in ``shared/data/dsb2018``). The folders that
+``benchmarks/data/build_*.py`` write add ``source`` (the data set), ``group`` (the
+experiment, organ, patient or lab an image comes from: what a leave-source-out
+evaluation holds out whole) and ``target`` ("nuclei" or "cells": what the masks outline).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ class AnnotatedImage:
         From ``index.csv`` ("" when unknown).
     diameter : float
         Median equivalent diameter of the labelled objects, pixels (``2 sqrt(area / pi)``).
+    source : str
+        The data set (``index.csv``'s ``source``, else the folder's name).
+    group : str
+        Experiment / organ / patient within the source ("" when the source gives none).
+    target : str
+        What the masks outline: "nuclei" (the default) or "cells".
     """
 
     id: str
@@ -35,6 +44,9 @@ class AnnotatedImage:
     labels: np.ndarray
     modality: str
     diameter: float
+    source: str = ""
+    group: str = ""
+    target: str = "nuclei"
 
 
 def median_diameter(labels: np.ndarray) -> float:
@@ -60,22 +72,29 @@ def read_index(folder) -> list[dict]:
 
 
 def read_annotated(folder, *, split: str | None = None, modality: str | None = None,
-                   limit: int | None = None) -> list[AnnotatedImage]:
+                   limit: int | None = None, target: str | None = None,
+                   keep=None) -> list[AnnotatedImage]:
     """Images and labels of an annotated folder, in index order.
 
     Parameters
     ----------
     folder : str or Path
-    split, modality : str, optional
-        Keep only rows whose ``split`` / ``modality`` column has this value.
+    split, modality, target : str, optional
+        Keep only rows whose ``split`` / ``modality`` / ``target`` column has this value
+        (a row without a ``target`` counts as "nuclei").
     limit : int, optional
         At most this many images (the first ones).
+    keep : callable, optional
+        ``keep(row)`` -> bool on the ``index.csv`` row (with ``source`` filled in): further
+        selection before any image is read.
     """
     import tifffile
 
     folder = Path(folder)
-    rows = [row for row in read_index(folder)
-            if (split is None or row.get("split") == split) and (modality is None or row.get("modality") == modality)]
+    rows = [dict(row, source=row.get("source") or folder.name) for row in read_index(folder)]
+    rows = [row for row in rows
+            if (split is None or row.get("split") == split) and (modality is None or row.get("modality") == modality)
+            and (target is None or (row.get("target") or "nuclei") == target) and (keep is None or keep(row))]
     samples = []
     for row in rows[:limit]:
         image = tifffile.imread(folder / "images" / f"{row['id']}.tif")
@@ -83,5 +102,6 @@ def read_annotated(folder, *, split: str | None = None, modality: str | None = N
         if labels.shape != image.shape[:2]:
             raise ValueError(f"{folder}: masks/{row['id']}.tif has shape {labels.shape}, its image {image.shape}")
         samples.append(AnnotatedImage(id=row["id"], image=image, labels=labels, modality=row.get("modality", ""),
-                                      diameter=median_diameter(labels)))
+                                      diameter=median_diameter(labels), source=row["source"],
+                                      group=row.get("group") or "", target=row.get("target") or "nuclei"))
     return samples

@@ -174,8 +174,13 @@ def _add_other_parsers(commands) -> None:
     demo.set_defaults(run=command_demo)
 
     pretrain = commands.add_parser("pretrain", help="train the shipped nuclei model from annotated and synthetic data")
-    pretrain.add_argument("--data", type=Path, required=True,
-                          help="annotated folder (images/, masks/, index.csv with a train split), e.g. DSB2018")
+    pretrain.add_argument("--data", type=Path, required=True, action="append",
+                          help="annotated folder (images/, masks/, index.csv), e.g. DSB2018 or one that "
+                               "benchmarks/data/build_*.py wrote (repeat for several; val and test splits are "
+                               "never read)")
+    pretrain.add_argument("--exclude", action="append", metavar="SOURCE[/GROUP]",
+                          help="never read this source or group of a source (kept whole for a leave-source-out "
+                               "evaluation; repeatable)")
     pretrain.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
     pretrain.add_argument("--iterations", type=positive_int, help="optimiser steps (default: the recipe's)")
     pretrain.add_argument("--init", type=Path, help="go on from this model file's weights (e.g. the best checkpoint "

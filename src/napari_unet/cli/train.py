@@ -142,7 +142,7 @@ def command_pretrain(args) -> int:
 
     from ..training.pretrain import PretrainRecipe, iter_pretrain, parse_shares
 
-    recipe = PretrainRecipe()
+    recipe = PretrainRecipe(excluded=tuple(args.exclude or ()))
     if args.shares is not None:
         try:
             recipe = dataclasses.replace(recipe, group_shares=parse_shares(args.shares))

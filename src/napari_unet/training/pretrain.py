@@ -1,14 +1,19 @@
-"""Reproduce the shipped ``nuclei`` model: real annotated images plus synthetic ones.
+"""Reproduce the shipped models: real annotated images from several sources plus synthetic ones.
 
-``napari-unet pretrain --data DIR --out nuclei.safetensors`` trains a U-Net from scratch on
-the ``train`` split of an annotated folder (DSB2018 in the layout of
-``shared/data/dsb2018``) and on images of :mod:`napari_unet.synth` randomised over
-modality (fluorescence, brightfield, stained, colour fluorescence), stain colours, blur,
-noise, background and object size (5-100 px). Every image goes through the same input
-path as prediction (:mod:`napari_unet.inference.appearance`, then rescaling so its objects have the
-model's ``diameter``); a zoom augmentation spreads the sizes around it. A tenth of each
-modality of the ``train`` split is held out to choose the kept weights; the ``val`` split
-is never read. The recipe, data and scores are recorded in the model file's history.
+``napari-unet pretrain --data DIR [--data DIR ...] --out nuclei.safetensors`` trains a
+U-Net on annotated folders (DSB2018 in the layout of ``shared/data/dsb2018``, and the
+folders ``benchmarks/data/build_*.py`` write) and on images of :mod:`napari_unet.synth`
+randomised over modality (fluorescence, brightfield, stained, colour fluorescence), stain
+colours, blur, noise, background and object size (5-100 px). Every image goes through the
+same input path as prediction (:mod:`napari_unet.inference.appearance`, then rescaling so
+its objects have the model's ``diameter``); a zoom augmentation spreads the sizes around
+it. Only the images the recipe's ``target`` outlines ("nuclei" or "cells") are read, and
+of them only the ``train`` split (or images with no split): a ``val`` or ``test`` split
+is never read, nor a source or group the recipe ``excludes`` (kept whole for a
+leave-source-out evaluation). A tenth of each source is held out to choose the kept
+weights: whole groups (experiments, organs, patients) where the source has them, else
+images of each modality. The recipe, data and scores are recorded in the model file's
+history.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from .loop import iter_finetune
 
 # share of the patches drawn from each group of training images (the recipe's default)
 GROUP_SHARES = {"fluorescence": 0.40, "stained": 0.20, "brightfield": 0.10, "synthetic": 0.30}
+# splits of a source that training never reads (DSB2018's val, a source's own test images)
+UNREAD_SPLITS = ("val", "test")
 SYNTHETIC_MODALITIES = ("fluorescence", "brightfield", "stained", "fluorescence-colour")
 
 
@@ -42,6 +49,10 @@ class PretrainRecipe:
     """Everything that determines the shipped weights (with the package version and data)."""
 
     name: str = "nuclei"
+    # what the masks read must outline: "nuclei" or "cells"
+    target: str = "nuclei"
+    # sources ("SOURCE") or groups ("SOURCE/GROUP") never read: kept for evaluation
+    excluded: tuple[str, ...] = ()
     depth: int = 4
     base_channels: int = 16
     in_channels: int = 3
@@ -86,16 +97,52 @@ def to_model_scale(image: np.ndarray, labels: np.ndarray, diameter: float, targe
 
 
 def _split_holdout(samples: list[AnnotatedImage], fraction: float, seed: int):
-    """Per modality, a ``fraction`` of the images (at least one where there are two) held out."""
+    """Per source: a ``fraction`` of its groups held out whole where it has two or more
+    groups, else (per modality) a ``fraction`` of its images; at least one where there are two."""
     rng = np.random.default_rng(seed)
     fit, held_out = [], []
-    for modality in sorted({s.modality for s in samples}):
-        group = [s for s in samples if s.modality == modality]
-        count = max(1, int(round(fraction * len(group)))) if len(group) > 1 else 0
-        chosen = set(rng.choice(len(group), count, replace=False).tolist())
-        for index, sample in enumerate(group):
-            (held_out if index in chosen else fit).append(sample)
+
+    def hold_out(members: list) -> set:
+        count = max(1, int(round(fraction * len(members)))) if len(members) > 1 else 0
+        return set(rng.choice(len(members), count, replace=False).tolist()) if count else set()
+
+    for source in sorted({s.source for s in samples}):
+        of_source = [s for s in samples if s.source == source]
+        groups = sorted({s.group for s in of_source})
+        if len(groups) > 1:
+            chosen = {groups[i] for i in hold_out(groups)}
+            for sample in of_source:
+                (held_out if sample.group in chosen else fit).append(sample)
+            continue
+        for modality in sorted({s.modality for s in of_source}):
+            group = [s for s in of_source if s.modality == modality]
+            chosen = hold_out(group)
+            for index, sample in enumerate(group):
+                (held_out if index in chosen else fit).append(sample)
     return fit, held_out
+
+
+def is_excluded(row: dict, excluded) -> bool:
+    """Whether an ``index.csv`` row (with its ``source``) is one of the ``excluded``
+    sources ("SOURCE") or groups ("SOURCE/GROUP")."""
+    source, group = row.get("source", ""), row.get("group") or ""
+    return source in excluded or f"{source}/{group}" in excluded
+
+
+def read_training_sources(recipe: "PretrainRecipe", data) -> list[AnnotatedImage]:
+    """The annotated images of the folder(s) ``data`` that the recipe trains on."""
+    folders = [data] if isinstance(data, (str, Path)) else list(data)
+    if not folders:
+        raise ValueError("data: give at least one annotated folder")
+    real = []
+    for folder in folders:
+        real += read_annotated(folder, target=recipe.target,
+                               keep=lambda row: row.get("split", "") not in UNREAD_SPLITS
+                               and not is_excluded(row, recipe.excluded))
+    if not real:
+        raise ValueError(f"--data {', '.join(map(str, folders))}: no {recipe.target} images outside the "
+                         f"{'/'.join(UNREAD_SPLITS)} splits and the excluded sources")
+    return real
 
 
 def synthetic_training_images(recipe: PretrainRecipe) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
@@ -128,9 +175,7 @@ class TrainingData:
 
 def training_images(recipe: PretrainRecipe, data) -> TrainingData:
     """The recipe's training data from the annotated folder ``data`` and the generator."""
-    real = read_annotated(data, split="train")
-    if not real:
-        raise ValueError(f"--data {data}: no images in its train split")
+    real = read_training_sources(recipe, data)
     fit, held_out = _split_holdout(real, recipe.holdout_fraction, recipe.data_seed)
 
     def convert(sample: AnnotatedImage, group: str) -> TrainingImage:
@@ -142,14 +187,22 @@ def training_images(recipe: PretrainRecipe, data) -> TrainingData:
     for index, (modality, image, labels, diameter) in enumerate(synthetic_training_images(recipe)):
         scaled, scaled_labels = to_model_scale(image, labels, diameter, recipe.diameter, recipe.in_channels)
         fit_images.append(TrainingImage(f"synthetic-{index}-{modality}", "synthetic", scaled, scaled_labels))
+    folders = [data] if isinstance(data, (str, Path)) else list(data)
     description = {
-        "real": str(Path(data).resolve().name), "split": "train",
-        "fit_ids": [s.id for s in fit], "held_out_ids": [s.id for s in held_out],
+        "real": [str(Path(folder).resolve().name) for folder in folders], "split": "train",
+        "target": recipe.target, "excluded": list(recipe.excluded),
+        "sources": {source: sum(s.source == source for s in real) for source in sorted({s.source for s in real})},
+        "fit_ids": [image_key(s) for s in fit], "held_out_ids": [image_key(s) for s in held_out],
         "synthetic": {"generator": "napari_unet.synth", "images": recipe.synthetic_images,
                       "modalities": list(SYNTHETIC_MODALITIES), "diameter": list(recipe.synthetic_diameter),
                       "seed": recipe.data_seed},
     }
     return TrainingData(fit_images, [convert(s, s.modality) for s in held_out], held_out, description)
+
+
+def image_key(sample: AnnotatedImage) -> str:
+    """``SOURCE/ID``: unique over several folders."""
+    return f"{sample.source}/{sample.id}"
 
 
 def parse_shares(text: str) -> tuple[tuple[str, float], ...]:
@@ -349,7 +402,8 @@ def _save(model: SegmentationModel, out, recipe: PretrainRecipe, description: di
     entry.update(
         kind="pretrain",
         data=description,
-        recipe={"depth": recipe.depth, "base_channels": recipe.base_channels, "in_channels": recipe.in_channels,
+        recipe={"target": recipe.target, "excluded": list(recipe.excluded), "depth": recipe.depth,
+                "base_channels": recipe.base_channels, "in_channels": recipe.in_channels,
                 "diameter": recipe.diameter, "holdout_fraction": recipe.holdout_fraction,
                 "group_shares": dict(recipe.group_shares)},
         seconds=round(time.perf_counter() - started, 1),
@@ -364,7 +418,8 @@ def _command(recipe: PretrainRecipe, init=None) -> str:
     train, default = recipe.train, PretrainRecipe().train
     schedule = ("" if train.minutes is None else f"--minutes {train.minutes:g} ") + f"--iterations {train.iterations}"
     return (f"napari-unet pretrain --data DIR --out {recipe.name}.safetensors {schedule} "
-            f"--learning-rate {train.learning_rate:g} --seed {train.seed} --precision {train.precision}"
+            + "".join(f"--exclude {item} " for item in recipe.excluded)
+            + f"--learning-rate {train.learning_rate:g} --seed {train.seed} --precision {train.precision}"
             + (f" --batch-size {train.batch_size}" if train.batch_size != default.batch_size else "")
             + ("" if dict(recipe.group_shares) == GROUP_SHARES else
                " --shares " + ",".join(f"{g}={v:g}" for g, v in recipe.group_shares))
