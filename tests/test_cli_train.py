@@ -16,8 +16,10 @@ from napari_unet.cli import main
 from napari_unet.config import TrainConfig
 from napari_unet.synth import SynthConfig, synth_dataset
 
-# two steps teach a tiny model nothing: keep its (collapsed) result so file handling can be tested
-FAST = ["--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--device", "cpu", "--keep-collapsed"]
+# two steps teach a tiny model nothing: keep its (collapsed) result so file handling can be tested;
+# no cells held out (the held-out check has tests of its own)
+FAST = ["--iterations", "2", "--patch-size", "32", "--batch-size", "2", "--device", "cpu", "--keep-collapsed",
+        "--holdout", "0"]
 
 
 @pytest.fixture
@@ -81,7 +83,7 @@ def test_each_region_applies_to_the_image_before_it(files, tmp_path, monkeypatch
     assert code == 0
     assert seen["regions"] == [[(8, 48, 8, 48), (0, 10, 0, 64)], None]
     np.testing.assert_array_equal(seen["images"][1], tifffile.imread(files["img2"]))
-    assert seen["config"] == TrainConfig(iterations=2, patch_size=32, batch_size=2, seed=7, device="cpu")
+    assert seen["config"] == TrainConfig(iterations=2, patch_size=32, batch_size=2, seed=7, device="cpu", holdout=0)
 
 
 def test_finetune_help_says_a_region_belongs_to_the_preceding_image(capsys):
@@ -149,9 +151,9 @@ FINETUNE_ERRORS = {
     "missing model": (["--image", "{img}", "--labels", "{lbl}", "--model", "{tmp}/nope.safetensors"],
                       "error: --model {tmp}/nope.safetensors: no such file"),
     "learning rate": (["--image", "{img}", "--labels", "{lbl}", "--learning-rate", "0"],
-                      "error: learning_rate must be > 0, got 0.0"),
+                      "error: --learning-rate must be > 0, got 0.0"),
     "anchor": (["--image", "{img}", "--labels", "{lbl}", "--anchor", "-5"],
-               "error: anchor must be a number >= 0, got -5.0"),
+               "error: --anchor must be a number >= 0, got -5.0"),
 }
 
 

@@ -219,6 +219,35 @@ def test_a_diverged_finetune_is_reported_and_not_registered(widget, viewer, regi
     assert "loss became nan" in messages[-1] and registry.names() == names
 
 
+def test_a_run_not_better_on_held_out_cells_keeps_the_start_and_says_so(widget, viewer, registry, qtbot,
+                                                                       monkeypatch):
+    from napari_unet.events import TrainStep, Validation
+    from napari_unet.training import loop
+    from napari_unet._widgets.segment import SegmentWidget
+
+    segment = SegmentWidget(viewer)
+    segment.model.select("tiny")
+    annotation = widget.add_annotation_layer()
+    annotation.data[:] = viewer.layers["nuclei ground truth"].data  # enough cells to hold some out
+    scores = iter([0.9, 0.4])  # the start, then the check at the last step
+    monkeypatch.setattr(loop, "score_held_out", lambda *a, **k: {"cells": 3, "found": 2, "false": 1,
+                                                                 "ap50": next(scores), "pq": 0.5})
+    widget.live_preview.value = False
+    names = registry.names()
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    status = widget.controls.status.value
+    assert "held-out cells AP@0.5 0.90 -> 0.40, not better: the starting model is kept" in status
+    assert registry.names() == names and segment.model.choice.value == "tiny" and widget.trained is None
+    # while training, the status line shows the latest held-out score next to the start's
+    for step, ap in ((0, 0.9), (50, 0.7)):
+        widget._show(Validation(step=step, metrics={"cells": 3, "found": 2, "false": 0, "ap50": ap, "pq": 0.5},
+                                model=None))
+    widget._show(TrainStep(step=51, iterations=100, loss=0.5, learning_rate=1e-3, elapsed=5.0, eta=5.0,
+                           batch_size=4, model=None))
+    assert "held-out cells AP 0.70 (start 0.90)" in widget.controls.status.value
+
+
 def test_the_learning_rate_keeps_small_values(widget, qtbot, messages):
     field = widget.learning_rate
     assert field.value == "1e-3" and widget.config().learning_rate == 1e-3
@@ -279,7 +308,7 @@ def test_the_time_left_ignores_the_slow_first_steps(widget):
 
 
 def test_advanced_options_are_folded_away(widget):
-    assert_advanced_folded(widget, [widget.iterations, widget.learning_rate, widget.anchor])
+    assert_advanced_folded(widget, [widget.iterations, widget.learning_rate, widget.anchor, widget.keep_worse])
 
 
 def test_every_control_has_a_tooltip(widget):

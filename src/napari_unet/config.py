@@ -342,6 +342,14 @@ class TrainConfig(_Replaceable):
         forget what it saw in pretraining. 0: no pull. A model with no training history
         (random weights) is never pulled back. The default was chosen on the DSB2018
         ``train`` split (docs/benchmarks.md).
+    holdout : float
+        Share of the annotated cells (0-0.5) held out of training when no validation
+        images are given: whole cells lying together, scored for the starting model and
+        every ``validate_every`` steps; the best weights are kept, and the starting ones
+        when tuning never beat them. 0, or fewer than 6 annotated cells: no check.
+    keep_worse : bool
+        Keep the best fine-tuned weights even when they score below the starting model on
+        the held-out cells.
     """
 
     iterations: int = 300
@@ -362,10 +370,14 @@ class TrainConfig(_Replaceable):
     precision: str = "auto"
     diameter: float | None = None
     anchor: float = 100.0
+    holdout: float = 0.25
+    keep_worse: bool = False
 
     def __post_init__(self):
         check_positive_number("diameter", self.diameter, optional=True)
         check_non_negative_number("anchor", self.anchor)
+        if not 0 <= self.holdout <= 0.5:
+            raise ValueError(f"holdout must be a share of the annotated cells in [0, 0.5], got {self.holdout!r}")
         check_positive_number("minutes", self.minutes, optional=True)
         check_positive_int("iterations", self.iterations)
         check_positive_int("batch_size", self.batch_size)

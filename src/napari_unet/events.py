@@ -142,7 +142,11 @@ class TrainFinished:
     After a divergence (a non-finite loss or non-finite weights) ``model`` holds the last
     weights whose loss was finite and ``steps`` counts the steps that produced them.
     ``collapsed``: the model finds none of its own annotated cells — hand it out, but do not
-    save or use it without telling the user.
+    save or use it without telling the user. ``held_out``: when part of the annotated cells
+    was held out to check the run, their scores before (``"before"``: the starting model)
+    and after (``"after"``: the best tuned weights), whether tuning ``"improved"`` them, and
+    which weights ``model`` holds (``"kept"``: "fine-tuned", or "start" when tuning did
+    not beat the starting model).
     """
 
     model: object
@@ -150,3 +154,10 @@ class TrainFinished:
     reason: str
     message: str
     collapsed: bool = False
+    held_out: dict | None = None
+
+    @property
+    def kept_start(self) -> bool:
+        """Fine-tuning did not beat the starting model on the held-out cells, and ``model``
+        holds the starting weights."""
+        return self.held_out is not None and self.held_out["kept"] == "start"

@@ -98,3 +98,6 @@ LOSS_PLOT = ("Training error at each step (grey) and its running mean (orange); 
              "held-out images are scored. It should go down and flatten out.")
 SAVE_PATH = "File to save the fine-tuned model to (.safetensors); open it later with 'model file…'."
 SAVE_MODEL = "Save the last fine-tuned model to the file above (asks before replacing a file)."
+KEEP_WORSE = ("A quarter of your annotated cells (when there are 6 or more) is held out of training to check that "
+              "fine-tuning helps; if the tuned model segments them worse than the starting model, the starting "
+              "model is kept. Tick this to keep the fine-tuned model anyway.")

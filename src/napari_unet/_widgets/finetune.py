@@ -84,7 +84,10 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
                                             tooltip=tips.LEARNING_RATE)
         self.anchor = FloatSpinBox(label="stay close to start", value=defaults.anchor, min=0.0, max=1e4, step=10.0,
                                    tooltip=tips.ANCHOR)
-        self.advanced = Advanced([self.iterations, self.learning_rate, self.anchor], tooltip=tips.ADVANCED)
+        self.keep_worse = CheckBox(text="keep it even if not better on held-out cells", value=defaults.keep_worse,
+                                   tooltip=tips.KEEP_WORSE)
+        self.advanced = Advanced([self.iterations, self.learning_rate, self.anchor, self.keep_worse],
+                                 tooltip=tips.ADVANCED)
         self.controls = RunControls("Fine-tune", tips.FINETUNE_RUN)
         self.save_path = FileEdit(label="save to", mode="w", filter="*.safetensors", tooltip=tips.SAVE_PATH)
         self.save = PushButton(text="Save model", enabled=False, tooltip=tips.SAVE_MODEL)
@@ -99,6 +102,7 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
         self.loss_plot.setToolTip(tips.LOSS_PLOT)
         self.controls.native.layout().addWidget(self.loss_plot)  # under the progress bar
         self.trained, self._last_step, self._eta = None, None, RemainingTime()
+        self._held_out_start, self._held_out_line = None, ""
         self.augmentation_preview = None  # the window, once opened
         # asked before a model file is replaced; tests swap in an answer
         self.confirm_overwrite = self._ask_overwrite
@@ -254,7 +258,8 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
 
     def config(self):
         return TrainConfig(minutes=float(self.minutes.value), iterations=int(self.iterations.value),
-                           learning_rate=self.learning_rate.number(), anchor=float(self.anchor.value))
+                           learning_rate=self.learning_rate.number(), anchor=float(self.anchor.value),
+                           keep_worse=self.keep_worse.value)
 
     def run(self, *_) -> None:
         """Check the annotations (explained before anything starts), then fine-tune in a worker."""
@@ -270,6 +275,7 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
             window, self._window_origin = self._preview_window()
         self.loss_plot.clear()
         self._last_step, self._eta = None, RemainingTime()
+        self._held_out_start, self._held_out_line = None, ""
         self.controls.progress.max = int(60 * config.minutes)  # seconds of the time budget
         self.controls.progress.value = 0
         self.controls.status.value = "preparing the annotations…"
@@ -308,9 +314,14 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
             if left is not None:  # the time budget ends the run at the latest
                 left = min(left, max(0.0, self.controls.progress.max - item.elapsed))
             eta = "estimating the time left…" if left is None else f"ETA {format_seconds(left)}"
-            self.controls.status.value = f"step {item.step}/{item.iterations}   loss {item.loss:.3f}   {eta}"
-        elif isinstance(item, Validation):
+            self.controls.status.value = (f"step {item.step}/{item.iterations}   loss {item.loss:.3f}   "
+                                          f"{self._held_out_line}{eta}")
+        elif isinstance(item, Validation) and "loss" in item.metrics:  # held-out images
             self.loss_plot.add_validation(item.step, item.metrics["loss"])
+        elif isinstance(item, Validation):  # held-out cells: the start's score, then the latest
+            self._held_out_start = item.metrics["ap50"] if item.step == 0 else self._held_out_start
+            self._held_out_line = (f"held-out cells AP {item.metrics['ap50']:.2f} "
+                                   f"(start {self._held_out_start:.2f})   ")
         elif isinstance(item, Notice):
             report(f"Fine-tune: {item.message}")
         elif isinstance(item, Preview):
@@ -332,11 +343,16 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
         self.model_name.value = next_round_name(self.model_name.value or "my cells")
 
     def _finished(self, finished) -> None:
-        if finished.reason == "completed" and finished.collapsed:
+        if finished.reason == "completed" and finished.kept_start:
+            # not better on the held-out cells: nothing new is offered, the starting model stays chosen
+            report(f"Fine-tune: {finished.message.split(';')[0]}", self.controls.status)
+        elif finished.reason == "completed" and finished.collapsed:
             self._register(finished.model, " (finds no cells)")
             report_error(RuntimeError(finished.message), "Fine-tune", self.controls.status)
         elif finished.reason == "completed":
             self._register(finished.model)
+            if finished.held_out is not None:
+                self.controls.status.value += f" ({finished.message.split(';')[0]})"
         else:  # diverged: nothing is registered, the previous model stays selected everywhere
             report_error(RuntimeError(finished.message), "Fine-tune failed", self.controls.status)
 

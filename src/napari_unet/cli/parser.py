@@ -137,6 +137,13 @@ def _add_finetune_parser(commands) -> None:
                           help="pull toward the starting model's weights after every step, so a few cells adapt "
                                "it without making it forget (0: none; default: "
                                f"{default.anchor:g})")
+    finetune.add_argument("--holdout", type=float, metavar="SHARE",
+                          help="share of the annotated cells held out to check that fine-tuning helps: scored for "
+                               "the starting model and as training goes on, the best weights kept (0 to 0.5; 0: no "
+                               f"check; default: {default.holdout:g}, when at least 6 cells are annotated)")
+    finetune.add_argument("--keep-worse", action="store_true",
+                          help="write the fine-tuned model even when it scores below the starting model on the "
+                               "held-out cells (by default nothing is written then)")
     finetune.add_argument("--batch-size", type=positive_int, help=f"patches per step (default: {default.batch_size})")
     finetune.add_argument("--patch-size", type=positive_int,
                           help=f"output pixels per patch edge (default: {default.patch_size})")

@@ -82,6 +82,10 @@ def run_training(events, total: int | None, description: str):
                     progress = Progress(description, budget, "step" if total else "second")
                 progress.update(event.step if total else min(int(event.elapsed), progress.total),
                                 f"step {event.step}, loss {event.loss:.3f}")
+            elif isinstance(event, Validation) and "cells" in event.metrics:
+                m = event.metrics
+                _say(progress, f"step {event.step}: held-out cells AP@0.5 {m['ap50']:.3f} ({m['found']} of "
+                               f"{m['cells']} found, {m['false']} other objects)")
             elif isinstance(event, Validation):
                 _say(progress, f"step {event.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items()))
             elif isinstance(event, Notice):
@@ -113,9 +117,13 @@ def command_finetune(args) -> int:
     minutes = args.minutes if args.minutes is not None else (DEFAULT_MINUTES if args.iterations is None else None)
     iterations = args.iterations or (MAX_STEPS if minutes is not None else None)
     changes = dict(iterations=iterations, minutes=minutes, seed=args.seed, batch_size=args.batch_size,
-                   patch_size=args.patch_size, learning_rate=args.learning_rate, anchor=args.anchor)
-    config = TrainConfig(device=args.device, precision=args.precision,
-                         **{key: value for key, value in changes.items() if value is not None})
+                   patch_size=args.patch_size, learning_rate=args.learning_rate, anchor=args.anchor,
+                   holdout=args.holdout)
+    try:
+        config = TrainConfig(device=args.device, precision=args.precision, keep_worse=args.keep_worse,
+                             **{key: value for key, value in changes.items() if value is not None})
+    except ValueError as error:
+        raise CommandError(f"--{one_line_message(error).replace('_', '-')}") from None
     resolve_device(config.device)
     images, labels, regions = read_annotations(args)
     model = load_model_option(args.model, "cpu")
@@ -125,6 +133,9 @@ def command_finetune(args) -> int:
         raise CommandError(f"training diverged, nothing written: {finished.message}")
     if finished.collapsed and not args.keep_collapsed:
         raise CommandError(f"nothing written: {finished.message} (or pass --keep-collapsed to write it anyway)")
+    if finished.kept_start:
+        raise CommandError(f"nothing written: {finished.message.split(';')[0]} (pass --keep-worse to write the "
+                           "fine-tuned model anyway)")
     if out.exists() and not args.overwrite:
         raise CommandError(f"--out {out}: appeared during training; pass --overwrite to replace it")
     finished.model.name = out.stem

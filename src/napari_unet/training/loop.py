@@ -26,6 +26,7 @@ from ..models import SegmentationModel, load_model
 from .annotations import (check_annotations, check_validation_pairs, prepare_annotations, training_scale,
                           training_weight_map)
 from .augment import AugmentConfig
+from .holdout import MIN_CELLS, better, score_held_out, split_held_out
 from .loss import make_optimizer, make_scheduler, train_mode, weighted_loss
 from .patches import PatchSampler
 
@@ -131,8 +132,14 @@ class _Training:
         checked = check_annotations(images, labels, regions)
         self.factor, self.diameter = training_scale(self.model, checked, config)
         self.model.channel_names = _channel_names(checked, self.model)
-        self.annotations = prepare_annotations(self.model, images, labels, regions, config, factor=self.factor)
         self.validation = check_validation_pairs(validation)
+        # without held-out images, a share of the user's own cells checks that training helps
+        self.held_out = self.held_start = self.held_best = None
+        if not self.validation and config.holdout > 0:
+            checked, self.held_out = split_held_out(checked, config.holdout)
+        self.held_image = None if self.held_out is None else checked[self.held_out.image_index].image
+        self.annotations = prepare_annotations(self.model, [c.image for c in checked], [c.labels for c in checked],
+                                               [c.annotated for c in checked], config, factor=self.factor)
         self.sampler = PatchSampler(self.network, self.annotations, config, augmentation, sampling)
         # channels-last convolutions run markedly faster on CPUs (and with AMP on GPUs)
         self.network.to(self.device, memory_format=torch.channels_last)
@@ -245,32 +252,68 @@ class _Training:
             f"{problem} at step {step + 1} (learning rate {rate:.2g}); {kept}, the last with a finite "
             f"loss, were restored — try a lower learning rate"))
 
+    @property
+    def checks(self) -> bool:
+        """Whether the run is scored as it goes (held-out images, or held-out cells)."""
+        return bool(self.validation) or self.held_out is not None
+
     def validate(self, step: int) -> Validation:
+        if self.held_out is not None:
+            return self._score_held_out(step)
         metrics = validate(self.model, self.validation, self.config, self.diameter)
         if metrics["ap50"] > self.best[0]:
             self.best = (metrics["ap50"], _snapshot(self.network), {"step": step, **metrics})
         return Validation(step=step, metrics=metrics, model=self.model)
 
+    def _score_held_out(self, step: int) -> Validation:
+        """Score the held-out cells; remember the start's weights (step 0) and the best tuned ones."""
+        self.network.eval()
+        metrics = {"step": step, **score_held_out(self.model, self.held_out, self.held_image, diameter=self.diameter,
+                                                  device=self.device, precision=self.precision)}
+        if step == 0:
+            self.held_start = (metrics, _snapshot(self.network))
+        elif self.held_best is None or better(metrics, self.held_best[0]):
+            self.held_best = (metrics, _snapshot(self.network))
+        return Validation(step=step, metrics=metrics, model=self.model)
+
+    def _keep_held_out_choice(self) -> dict | None:
+        """Load the weights the held-out cells choose: the best tuned ones if they beat the
+        start (or ``keep_worse``), else the start's. Returns what was measured and kept."""
+        if self.held_start is None or self.held_best is None:
+            return None
+        (before, start), (after, tuned) = self.held_start, self.held_best
+        improved = better(after, before)
+        # random starting weights (no training history) are nothing to keep
+        keep_tuned = improved or self.config.keep_worse or not self.model.history
+        kept = "fine-tuned" if keep_tuned else "start"
+        self.network.load_state_dict(tuned if kept == "fine-tuned" else start)
+        return {"cells": self.held_out.cells, "before": before, "after": after, "improved": improved, "kept": kept}
+
     def finish(self, steps: int) -> TrainFinished:
+        held = self._keep_held_out_choice()
         if self.best[1] is not None:
-            # the best-scoring weights on the held-out annotations are the ones kept
+            # the best-scoring weights on the held-out annotations (or cells) are the ones kept
             self.network.load_state_dict(self.best[1])
         self.network.eval()
         own = own_annotation_scores(self.model, self.annotations, self.device, self.precision)
-        collapsed = own["matched"] == 0
+        # a collapse is a failure of this run: with the starting weights kept there is none to report
+        collapsed = own["matched"] == 0 and not (held is not None and held["kept"] == "start")
         entry = self.history_entry(steps, "completed")
         entry.update(training_scores=own, collapsed=collapsed)
         if self.best[1] is not None:
             entry["validation"] = self.best[2]
+        if held is not None:
+            entry["held_out"] = held
         self.model.history.append(entry)
         if collapsed:
-            return TrainFinished(model=self.model, steps=steps, reason="completed", collapsed=True, message=(
-                f"after {steps} steps the model finds none of the {own['cells']} annotated cells on its own "
-                f"training images: annotate more cells (and background around them), train longer, or lower "
-                f"the learning rate"))
-        return TrainFinished(model=self.model, steps=steps, reason="completed",
-                             message=f"{steps} steps, final loss {np.mean(self.recent):.4f}, finds "
-                                     f"{own['matched']} of its {own['cells']} annotated cells")
+            message = (f"after {steps} steps the model finds none of the {own['cells']} annotated cells on its own "
+                       "training images: annotate more cells (and background around them), train longer, or lower "
+                       "the learning rate")
+        else:
+            message = (f"{steps} steps, final loss {np.mean(self.recent):.4f}, finds {own['matched']} of its "
+                       f"{own['cells']} training cells")
+        return TrainFinished(model=self.model, steps=steps, reason="completed", collapsed=collapsed, held_out=held,
+                             message=message if held is None else f"{held_out_summary(held)}; {message}")
 
     def history_entry(self, steps: int, outcome: str) -> dict:
         augmentation = self.sampler.augment
@@ -291,6 +334,17 @@ class _Training:
                 for key, value in dataclasses.asdict(augmentation).items()},
             "date": time.strftime("%Y-%m-%d"),
         }
+
+
+def held_out_summary(held: dict) -> str:
+    """One sentence on the held-out cells: AP@0.5 before and after, and which model is kept."""
+    change = f"on the {held['cells']} held-out cells AP@0.5 {held['before']['ap50']:.2f} -> {held['after']['ap50']:.2f}"
+    if held["improved"]:
+        return f"{change}: the fine-tuned model is kept"
+    if held["kept"] == "fine-tuned":
+        return f"{change}, not better: the fine-tuned model is kept anyway"
+    return (f"{change}, not better: the starting model is kept (annotate more cells, or ask to keep the "
+            "fine-tuned one)")
 
 
 def iter_finetune(model, images, labels, *, regions=None, validation: Sequence | None = None,
@@ -339,6 +393,11 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     """
     config = config or TrainConfig()
     run = _Training(model, images, labels, regions, validation, config, augmentation, sampling)
+    if run.held_out is not None:
+        yield run.validate(0)  # the starting model on the held-out cells: what tuning must beat
+    elif not run.validation and config.holdout > 0:
+        yield Notice(step=0, message=f"fewer than {MIN_CELLS} annotated cells: none held out, so nothing checks "
+                                     "that fine-tuning helps (annotate more cells for that check)")
     done = 0
     while done < config.iterations:
         for event in run.step(done):
@@ -347,7 +406,7 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
                 return
         done += 1
         last = done == config.iterations or run.out_of_time()
-        if run.validation and (done % config.validate_every == 0 or last):
+        if run.checks and (done % config.validate_every == 0 or last):
             yield run.validate(done)
         if last:
             break
