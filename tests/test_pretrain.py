@@ -242,9 +242,10 @@ def test_pretrain_command_passes_the_schedule_on(monkeypatch, tmp_path, capsys):
     assert train.batch_size == module.PretrainRecipe().train.batch_size  # the rest stays the recipe's
     assert train.minutes is None
     assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--minutes", "8",
-                 "--batch-size", "16"]) == 0
+                 "--batch-size", "16", "--patch-size", "256"]) == 0
     train = seen["recipe"].train
-    assert (train.minutes, train.batch_size) == (8.0, 16)
+    assert (train.minutes, train.batch_size, train.patch_size) == (8.0, 16, 256)
+    assert "--batch-size 16 --patch-size 256" in module._command(seen["recipe"])
     assert train.iterations >= 100_000  # the clock ends it, not the recipe's step count
     assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "n.safetensors"), "--minutes", "8",
                  "--iterations", "500"]) == 0

@@ -202,6 +202,9 @@ def _add_other_parsers(commands) -> None:
                                "calibration come on top (for a GPU lent for a few minutes)")
     pretrain.add_argument("--batch-size", type=positive_int,
                           help="patches per step (default: the recipe's, 4; raise it on a GPU)")
+    pretrain.add_argument("--patch-size", type=positive_int,
+                          help="output pixels per patch edge (default: the recipe's, 192; larger patches waste less "
+                               "of each step on the context valid convolutions need)")
     pretrain.add_argument("--shares", metavar="GROUP=SHARE,...",
                           help="share of the patches drawn from each group of images: fluorescence, stained, "
                                "brightfield, synthetic (default: 0.4, 0.2, 0.1, 0.3; groups left out keep theirs)")

@@ -163,7 +163,7 @@ def command_pretrain(args) -> int:
 
     iterations = args.iterations or (MAX_STEPS if args.minutes is not None else None)
     options = dict(iterations=iterations, minutes=args.minutes, seed=args.seed, precision=args.precision,
-                   learning_rate=args.learning_rate, batch_size=args.batch_size)
+                   learning_rate=args.learning_rate, batch_size=args.batch_size, patch_size=args.patch_size)
     changes = {k: v for k, v in options.items() if v is not None}
     train = dataclasses.replace(recipe.train, device=args.device, workers=args.workers, **changes)
     recipe = dataclasses.replace(recipe, train=train)

@@ -421,6 +421,7 @@ def _command(recipe: PretrainRecipe, init=None) -> str:
             + "".join(f"--exclude {item} " for item in recipe.excluded)
             + f"--learning-rate {train.learning_rate:g} --seed {train.seed} --precision {train.precision}"
             + (f" --batch-size {train.batch_size}" if train.batch_size != default.batch_size else "")
+            + (f" --patch-size {train.patch_size}" if train.patch_size != default.patch_size else "")
             + ("" if dict(recipe.group_shares) == GROUP_SHARES else
                " --shares " + ",".join(f"{g}={v:g}" for g, v in recipe.group_shares))
             + (f" --init {Path(init).name}" if init is not None else ""))
