@@ -9,7 +9,7 @@ CORE_MODULES = [
     "napari_unet.devices", "napari_unet.models", "napari_unet.inference.segment", "napari_unet.inference.chunked",
     "napari_unet.inference.diameter", "napari_unet.training.loop", "napari_unet.training.pretrain",
     "napari_unet.cli", "napari_unet.cli.parser", "napari_unet.metrics", "napari_unet.synth",
-    "napari_unet.formats", "napari_unet.interop.bioimageio", "napari_unet.models.package", "napari_unet.cli.export",
+    "napari_unet.io.ome_zarr", "napari_unet.interop.bioimageio", "napari_unet.models.package", "napari_unet.cli.export",
 ]
 GUI_PACKAGES = ("qtpy", "napari", "magicgui", "PyQt5", "PyQt6")
 

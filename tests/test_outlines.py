@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage.draw import polygon as fill_polygon
 
-from napari_unet.outlines import outlines, write_imagej_rois, write_outline_text
+from napari_unet.io import outlines, write_imagej_rois, write_outline_text
 
 
 def _cells():

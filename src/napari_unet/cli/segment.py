@@ -38,7 +38,7 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     """Files named, the images in folders named (sorted, not recursive) and quoted globs.
 
     An OME-Zarr folder is one image, never a folder of images."""
-    from ..formats import is_zarr_folder
+    from ..io import is_zarr_folder
     from ..io import is_image_path
 
     paths: list[Path] = []
@@ -113,7 +113,7 @@ def _segment_on_cluster(image, model, job: SegmentJob):
 
 def segment_file(path: Path, model, job: SegmentJob) -> dict:
     """Segment one file into ``job.out``; returns its summary row. Raises for unusable input."""
-    from ..formats import is_zarr_folder
+    from ..io import is_zarr_folder
     from ..io import read_image_file, write_tiff
 
     if path.is_dir() and not is_zarr_folder(path):
@@ -151,7 +151,7 @@ def _segment_to_zarr(file, model, job: SegmentJob, outputs: list[Path]) -> dict:
 
     Ids are unique per plane but not sequential, and Z planes are labelled one by one
     (:func:`napari_unet.segment_lazy`)."""
-    from ..formats import write_ome_zarr
+    from ..io import write_ome_zarr
     from ..inference.chunked import predict_lazy, segment_lazy
     from ..inference.layout import describe_image
 
@@ -166,7 +166,7 @@ def _segment_to_zarr(file, model, job: SegmentJob, outputs: list[Path]) -> dict:
 
 
 def _write_outlines(labels, outputs: list[Path], job: SegmentJob) -> None:
-    from ..outlines import write_imagej_rois, write_outline_text
+    from ..io import write_imagej_rois, write_outline_text
 
     for path in outputs:
         if path.name.endswith("_rois.zip"):
@@ -248,7 +248,7 @@ def _check_labels_format(args) -> None:
         raise CommandError("--save-rois and --save-outlines need the labels in memory: use them with "
                            "--labels-format tif")
     if importlib.util.find_spec("zarr") is None:
-        from ..formats import ZARR_EXTRA
+        from ..io import ZARR_EXTRA
 
         raise CommandError(f"--labels-format ome-zarr needs the zarr package: {ZARR_EXTRA}")
 

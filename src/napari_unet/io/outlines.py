@@ -41,7 +41,7 @@ def write_imagej_rois(path, labels: np.ndarray) -> Path:
     named after the label, that Fiji's ROI Manager opens (File > Open)."""
     from roifile import ImagejRoi, roiwrite
 
-    from .io import atomic_write
+    from .atomic import atomic_write
 
     rois = [ImagejRoi.frompoints(points, name=f"cell {label}" + ("" if plane is None else f" z{plane + 1}"),
                                  position=plane)  # 0-based here; ImageJ shows plane + 1
@@ -56,7 +56,7 @@ def write_imagej_rois(path, labels: np.ndarray) -> Path:
 
 def write_outline_text(path, labels: np.ndarray) -> Path:
     """One line per outline: ``label[,plane]: x1,y1,x2,y2,...`` in pixels (x = column)."""
-    from .io import atomic_write
+    from .atomic import atomic_write
 
     lines = []
     for label, plane, points in outlines(labels):

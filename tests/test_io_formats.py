@@ -11,7 +11,7 @@ import tifffile
 
 import napari_unet as nu
 from napari_unet.cli import main
-from napari_unet.formats import write_ome_zarr
+from napari_unet.io import write_ome_zarr
 from napari_unet.io import ImageFile, read_image, read_image_file
 
 
