@@ -320,7 +320,6 @@ def test_constant_or_nan_images_segment_to_integer_labels(image, tiny_model):
 
 def _spheres(shape=(9, 60, 70), seed=0):
     """Touching and separate balls in a volume, and each plane labelled on its own (shuffled ids)."""
-    from skimage.measure import label as connected
 
     rng = np.random.default_rng(seed)
     zz, yy, xx = np.indices(shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .bioimageio import input_channel_names
+from .geometry import input_channel_names
 
 _USE = """\
 ## Use it

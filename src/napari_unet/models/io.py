@@ -21,24 +21,14 @@ import torch
 from ..config import Labelling, ModelConfig, Normalization, config_from_dict
 from ..devices import resolve_device
 from .base import SegmentationModel
+from .errors import MAX_HEADER_BYTES, ModelFileError
 from .registry import build_network
 
 FORMAT = "napari-unet-model"
 FORMAT_VERSION = 1
 METADATA_KEY = "napari_unet"
 SUFFIX = ".safetensors"
-# a header bigger than this is not ours: refuse before reading it into memory
-MAX_HEADER_BYTES = 16 * 2**20
 _DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "U8": 1, "BOOL": 1}
-
-
-class ModelFileError(ValueError):
-    """A file that is not a usable napari-unet model; the message names file and problem."""
-
-    def __init__(self, path, problem: str):
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 def _package_version() -> str:

@@ -13,7 +13,7 @@ import hashlib
 import zipfile
 from pathlib import PurePosixPath
 
-from .io import MAX_HEADER_BYTES, ModelFileError
+from .errors import MAX_HEADER_BYTES, ModelFileError
 
 RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 MODEL_FILE = "napari_unet_model.safetensors"
