@@ -192,7 +192,7 @@ def test_a_failed_finetune_registers_nothing_and_keeps_the_selection(widget, vie
         yield from ()
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(finetune, "finetune_job", failing_job)
+    monkeypatch.setattr(finetune, "iter_finetune_previews", failing_job)
     names = registry.names()
     widget.run()
     wait_until_idle(qtbot, widget)
@@ -211,7 +211,7 @@ def test_a_diverged_finetune_is_reported_and_not_registered(widget, viewer, regi
         yield from ()
         return TrainFinished(model=tiny_model, steps=0, reason="diverged", message="loss became nan at step 1")
 
-    monkeypatch.setattr(finetune, "finetune_job", diverging_job)
+    monkeypatch.setattr(finetune, "iter_finetune_previews", diverging_job)
     annotate_top_left(widget, viewer)
     names = registry.names()
     widget.run()

@@ -161,3 +161,11 @@ class TrainFinished:
         """Fine-tuning did not beat the starting model on the held-out cells, and ``model``
         holds the starting weights."""
         return self.held_out is not None and self.held_out["kept"] == "start"
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Labels the weights of ``step`` give a window of the training image (a live preview)."""
+
+    step: int
+    labels: np.ndarray

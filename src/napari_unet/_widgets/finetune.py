@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import CheckBox, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels, Shapes
 
-from ..config import TrainConfig
+from ..jobs.finetune import budget_config, iter_finetune_previews
 from . import _tooltips as tips
 from ._annotation import (ANNOTATION_KEY, REGIONS_KEY, Pair, annotation_from_segmentation, find_segmentation,
                           layers_made_here, new_annotation_layer, new_regions_layer, plane_shape_of, training_pairs)
@@ -22,39 +21,8 @@ from ._registry import ModelPicker, next_round_name, registry
 from ._worker import RunControls, WorkerOwner, report, report_error
 
 PREVIEW_MAX = 512
-
-
-@dataclass(frozen=True)
-class Preview:
-    """Labels predicted by the current weights for the preview window."""
-
-    step: int
-    labels: np.ndarray
-
-
-def finetune_job(model, pairs: list[Pair], config, preview_window, preview_every: int):
-    """Worker body: the events of :func:`napari_unet.iter_finetune`, plus a Preview every
-    ``preview_every`` steps (and at the end); returns the TrainFinished event.
-
-    Previews are segmented at the annotated cells' diameter (the scale of the training)."""
-    from ..events import TrainFinished, TrainStep
-    from ..inference.segment import segment
-    from ..training.loop import iter_finetune
-
-    from ..training.annotations import check_annotations, training_scale
-
-    images, labels = [p.image for p in pairs], [p.labels for p in pairs]
-    regions = [p.regions for p in pairs]
-    _, diameter = training_scale(model, check_annotations(images, labels, regions), config)
-    for event in iter_finetune(model, images, labels, regions=regions, config=config):
-        if isinstance(event, TrainFinished):
-            return event
-        yield event
-        last = isinstance(event, TrainStep) and event.step == event.iterations
-        if preview_window is not None and isinstance(event, TrainStep) and (event.step % preview_every == 0 or last):
-            yield Preview(event.step, segment(preview_window, event.model, device=str(event.model.device),
-                                              diameter=diameter))
-    return None
+# steps between live previews
+PREVIEW_EVERY = 25
 
 
 class FinetuneWidget(WorkerOwner, ScrollingDock):
@@ -76,10 +44,11 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
         self.model_name = LineEdit(label="new model name", value="my cells", tooltip=tips.MODEL_NAME)
         self.all_pairs = CheckBox(text="also use my other annotated images", value=False, tooltip=tips.ALL_PAIRS)
         self.live_preview = CheckBox(text="live preview of the visible region", value=True, tooltip=tips.LIVE_PREVIEW)
-        self.minutes = FloatSpinBox(label="time (min)", value=2.0, min=0.1, max=600.0, step=0.5, tooltip=tips.MINUTES)
-        self.iterations = SpinBox(label="at most steps", value=10_000, min=1, max=1_000_000, step=100,
+        defaults = budget_config()
+        self.minutes = FloatSpinBox(label="time (min)", value=defaults.minutes, min=0.1, max=600.0, step=0.5,
+                                    tooltip=tips.MINUTES)
+        self.iterations = SpinBox(label="at most steps", value=defaults.iterations, min=1, max=1_000_000, step=100,
                                   tooltip=tips.ITERATIONS)
-        defaults = TrainConfig()
         self.learning_rate = ScientificEdit(label="learning rate", value=defaults.learning_rate,
                                             tooltip=tips.LEARNING_RATE)
         self.anchor = FloatSpinBox(label="stay close to start", value=defaults.anchor, min=0.0, max=1e4, step=10.0,
@@ -257,9 +226,9 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
     # -- training -----------------------------------------------------------------------
 
     def config(self):
-        return TrainConfig(minutes=float(self.minutes.value), iterations=int(self.iterations.value),
-                           learning_rate=self.learning_rate.number(), anchor=float(self.anchor.value),
-                           keep_worse=self.keep_worse.value)
+        return budget_config(minutes=float(self.minutes.value), iterations=int(self.iterations.value),
+                             learning_rate=self.learning_rate.number(), anchor=float(self.anchor.value),
+                             keep_worse=self.keep_worse.value)
 
     def run(self, *_) -> None:
         """Check the annotations (explained before anything starts), then fine-tune in a worker."""
@@ -279,8 +248,8 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
         self.controls.progress.max = int(60 * config.minutes)  # seconds of the time budget
         self.controls.progress.value = 0
         self.controls.status.value = "preparing the annotations…"
-        every = 25
-        self.start_job("Fine-tune", finetune_job, model, pairs, config, window, every,
+        self.start_job("Fine-tune", iter_finetune_previews, model, [p.image for p in pairs],
+                       [p.labels for p in pairs], [p.regions for p in pairs], config, window, PREVIEW_EVERY,
                        on_yield=self._show, on_return=self._finished)
         self.worker.aborted.connect(self._cancelled)
 
@@ -304,7 +273,7 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
 
     def _show(self, item) -> None:
         """Main thread: loss curve, progress, ETA, notices and the live preview layer."""
-        from ..events import Notice, TrainStep, Validation
+        from ..events import Notice, Preview, TrainStep, Validation
 
         if isinstance(item, TrainStep):
             self._last_step = item
@@ -390,6 +359,3 @@ class FinetuneWidget(WorkerOwner, ScrollingDock):
         report(f"Fine-tune: saved {path}", self.controls.status)
         return path
 
-
-def layers_made_here(viewer, kind, key: str) -> list:
-    return [layer for layer in viewer.layers if isinstance(layer, kind) and key in layer.metadata]

@@ -11,14 +11,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import PRECISIONS, SEEDS, SegmentConfig, TrainConfig
+from ..jobs.finetune import DEFAULT_MINUTES
 from .common import positive_float, positive_int
 from .export import command_export
 from .segment import LABEL_FORMATS, command_demo, command_models, command_segment
 from .train import InOrder, command_evaluate, command_finetune, command_pretrain, command_weights
 
-# fine-tuning runs for a time budget unless a step count is asked for
-DEFAULT_MINUTES = 2.0
-MAX_STEPS = 100_000
 DEVICE_HELP = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)"
 PRECISION_HELP = ("autocast precision: auto = bf16 where the hardware runs it natively (recent GPUs, CPUs "
                   "with AVX-512 BF16 or AMX; about 3x faster, labels agree with fp32 at IoU 0.999), else fp32")

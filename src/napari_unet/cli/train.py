@@ -55,18 +55,6 @@ def read_annotations(args) -> tuple[list, list, list]:
     return images, labels, regions
 
 
-def _model_output(out: Path, overwrite: bool) -> Path:
-    from ..models.io import SUFFIX
-
-    if out.suffix != SUFFIX:
-        raise CommandError(f"--out {out}: model files end in {SUFFIX}")
-    if not out.parent.is_dir():
-        raise CommandError(f"--out {out}: folder {out.parent} does not exist")
-    if out.exists() and not overwrite:
-        raise CommandError(f"--out {out}: exists; pass --overwrite to replace it")
-    return out
-
-
 def run_training(events, total: int | None, description: str):
     """Drain training events with progress output; returns the TrainFinished event.
 
@@ -106,40 +94,30 @@ def _say(progress, line: str) -> None:
 
 
 def command_finetune(args) -> int:
-    from ..config import TrainConfig
     from ..devices import resolve_device
-    from ..models import save_model
+    from ..jobs.finetune import budget_config, check_model_output, write_finetuned
     from ..training.loop import iter_finetune
 
-    from .parser import DEFAULT_MINUTES, MAX_STEPS
-
-    out = _model_output(args.out, args.overwrite)
-    minutes = args.minutes if args.minutes is not None else (DEFAULT_MINUTES if args.iterations is None else None)
-    iterations = args.iterations or (MAX_STEPS if minutes is not None else None)
-    changes = dict(iterations=iterations, minutes=minutes, seed=args.seed, batch_size=args.batch_size,
-                   patch_size=args.patch_size, learning_rate=args.learning_rate, anchor=args.anchor,
-                   holdout=args.holdout)
     try:
-        config = TrainConfig(device=args.device, precision=args.precision, keep_worse=args.keep_worse,
-                             **{key: value for key, value in changes.items() if value is not None})
+        out = check_model_output(args.out, args.overwrite)
     except ValueError as error:
+        raise CommandError(f"--out {error}") from None
+    try:
+        config = budget_config(minutes=args.minutes, iterations=args.iterations, device=args.device,
+                               precision=args.precision, keep_worse=args.keep_worse or None, seed=args.seed,
+                               batch_size=args.batch_size, patch_size=args.patch_size,
+                               learning_rate=args.learning_rate, anchor=args.anchor, holdout=args.holdout)
+    except ValueError as error:  # a TrainConfig field: named as its option
         raise CommandError(f"--{one_line_message(error).replace('_', '-')}") from None
     resolve_device(config.device)
     images, labels, regions = read_annotations(args)
     model = load_model_option(args.model, "cpu")
     finished = run_training(iter_finetune(model, images, labels, regions=regions, config=config),
                             config.iterations if config.minutes is None else None, "finetune")
-    if finished.reason != "completed":
-        raise CommandError(f"training diverged, nothing written: {finished.message}")
-    if finished.collapsed and not args.keep_collapsed:
-        raise CommandError(f"nothing written: {finished.message} (or pass --keep-collapsed to write it anyway)")
-    if finished.kept_start:
-        raise CommandError(f"nothing written: {finished.message.split(';')[0]} (pass --keep-worse to write the "
-                           "fine-tuned model anyway)")
-    if out.exists() and not args.overwrite:
-        raise CommandError(f"--out {out}: appeared during training; pass --overwrite to replace it")
-    finished.model.name = out.stem
-    save_model(finished.model, out)
+    try:
+        write_finetuned(finished, out, overwrite=args.overwrite, keep_collapsed=args.keep_collapsed)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     if finished.collapsed:
         print(f"warning: {finished.message}", file=sys.stderr)
         print(f"wrote {out}: {finished.steps} steps (collapsed: it finds none of its annotated cells)")
@@ -159,7 +137,7 @@ def command_pretrain(args) -> int:
             recipe = dataclasses.replace(recipe, group_shares=parse_shares(args.shares))
         except ValueError as error:
             raise CommandError(f"--{error}") from None
-    from .parser import MAX_STEPS
+    from ..jobs.finetune import MAX_STEPS
 
     iterations = args.iterations or (MAX_STEPS if args.minutes is not None else None)
     options = dict(iterations=iterations, minutes=args.minutes, seed=args.seed, precision=args.precision,
