@@ -139,11 +139,33 @@ def test_huge_planes_are_segmented_chunk_by_chunk(tiny_model, rng, monkeypatch):
     image = (rng.random((150, 170)) * 1000).astype(np.uint16)
     calls = []
     original = chunked.segment_plane_chunked
-    monkeypatch.setattr(chunked, "segment_plane_chunked", lambda *args: calls.append(1) or original(*args))
+    monkeypatch.setattr(chunked, "segment_plane_chunked",
+                        lambda *args, **options: calls.append(1) or original(*args, **options))
     labels = nu.segment(image, tiny_model, device="cpu", chunked_above=100 * 100, chunk_size=64)
     assert calls
     expected = sequential_labels(segment_lazy(image, tiny_model, device="cpu", chunk_size=64).compute())
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_chunked_planes_keep_their_probabilities_predicted_once(tiny_model, rng, monkeypatch):
+    from napari_unet.events import PlaneDone
+    from napari_unet.inference import chunked
+
+    tiny_model.diameter = 20.0
+    image = rng.random((150, 170)).astype(np.float32)
+    options = dict(device="cpu", precision="fp32", diameter=26.0, chunk_size=64)
+    blocks = []
+    original = chunked._network_probabilities
+    monkeypatch.setattr(chunked, "_network_probabilities", lambda *a, **k: blocks.append(1) or original(*a, **k))
+    done = [e for e in nu.iter_segment(image, tiny_model, keep_probabilities=True, chunked_above=50 * 50, **options)
+            if isinstance(e, PlaneDone)][0]
+    chunks = len(blocks)
+    blocks.clear()
+    labels = nu.segment(image, tiny_model, chunked_above=50 * 50, **options)
+    assert chunks == len(blocks) > 1  # the probabilities cost no second prediction
+    np.testing.assert_array_equal(done.labels, labels)
+    expected = nu.predict_probabilities(image, tiny_model, device="cpu", precision="fp32", diameter=26.0)
+    np.testing.assert_allclose(done.probabilities, expected, atol=1e-5)
 
 
 def test_rescaled_chunks_read_only_what_they_borrow(tiny_model, rng):
@@ -158,3 +180,12 @@ def test_rescaled_chunks_read_only_what_they_borrow(tiny_model, rng):
                             chunk_size=96)
         assert len(lazy.chunks[1]) > 1
         np.testing.assert_array_equal(lazy.compute(), eager)
+
+
+def test_small_chunks_fold_into_a_neighbour_at_either_end():
+    from napari_unet.inference.chunk_labels import _merge_small_chunks
+
+    assert _merge_small_chunks((10, 50), 16) == (60,)  # the first chunk is the small one
+    assert _merge_small_chunks((50, 10), 16) == (60,)
+    assert _merge_small_chunks((40, 5, 40), 16) == (45, 40)
+    assert _merge_small_chunks((64, 64), 16) == (64, 64)

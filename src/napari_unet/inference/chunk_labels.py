@@ -66,8 +66,9 @@ def _merge_small_chunks(sizes: tuple[int, ...], minimum: int) -> tuple[int, ...]
     merged = list(sizes)
     while len(merged) > 1 and min(merged) < minimum:
         index = merged.index(min(merged))
-        neighbour = index - 1 if index > 0 else 1
-        merged[neighbour] += merged.pop(index)
+        size = merged.pop(index)
+        # the chunk before it, or (for the first chunk) the one that now comes first
+        merged[index - 1 if index > 0 else 0] += size
     return tuple(merged)
 
 

@@ -306,14 +306,22 @@ def segment_lazy(image, model="nuclei", config: SegmentConfig | None = None, **o
     return da.stack(planes, axis=0) if reading.layout.stacked else planes[0]
 
 
-def segment_plane_chunked(image, index: int, reading: Reading, config: SegmentConfig) -> np.ndarray:
-    """Sequential labels of one huge plane, computed chunk by chunk (bounded memory)."""
+def segment_plane_chunked(image, index: int, reading: Reading, config: SegmentConfig, *,
+                          keep_probabilities: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sequential labels of one huge plane, computed chunk by chunk (bounded memory), and
+    with ``keep_probabilities`` its network-grid probabilities (C, y, x), predicted once for both."""
     import dask
     import dask.array as da
 
-    lazy = _to_input_grid(label_lazy(network_probabilities_lazy(image, reading, index),
-                                     **_label_options(config, reading)), reading)
+    network = network_probabilities_lazy(image, reading, index)
+    kept = None
+    if keep_probabilities:
+        kept = np.empty(network.shape, dtype=np.float32)
+        with dask.config.set(scheduler="sync"):
+            da.store(network, kept, lock=False)
+        network = da.from_array(kept, chunks=network.chunks)
+    lazy = _to_input_grid(label_lazy(network, **_label_options(config, reading)), reading)
     labels = np.empty(lazy.shape, dtype=lazy.dtype)
     with dask.config.set(scheduler="sync"):
         da.store(lazy, labels, lock=False)
-    return sequential_labels(labels, config.min_size or 0)
+    return sequential_labels(labels, config.min_size or 0), kept

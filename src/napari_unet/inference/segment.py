@@ -103,7 +103,8 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
         Each tile (network grid, with its region on the input grid); none for planes
         segmented chunk by chunk.
     PlaneDone
-        Each plane's labels on the input grid, numbered within the plane.
+        Each plane's labels on the input grid, numbered within the plane (and its
+        probabilities with ``keep_probabilities``, chunked planes too).
     SegmentDone
         Last: all labels, the object count and the time taken. A Z stack's planes are
         linked into 3-D objects (``config.stitch``), so ids follow each cell through the
@@ -127,7 +128,8 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
         if chunked:
             from .chunked import segment_plane_chunked
 
-            labels = segment_plane_chunked(image, index, reading, config)
+            labels, probabilities = segment_plane_chunked(image, index, reading, config,
+                                                          keep_probabilities=keep_probabilities)
         else:
             probabilities = np.empty((classes,) + reading.network_shape, dtype=np.float32)
             for event in _iter_plane(reading, plane, index if reading.layout.stacked else None, focus,
