@@ -261,7 +261,7 @@ def test_a_reader_that_fails_is_one_line_naming_the_extra(tmp_path, monkeypatch)
 
 
 def test_folders_list_zarr_images_and_microscopy_files(tmp_path, zarr):
-    from napari_unet.cli.segment import expand_inputs
+    from napari_unet.jobs.files import expand_inputs
 
     write_ome_zarr(tmp_path / "b.ome.zarr", np.zeros((8, 8), np.uint8), "YX")
     for name in ("a.czi", "c.tif", "notes.txt"):

@@ -8,6 +8,7 @@ blocking functions, the command line and the napari widgets all consume the same
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -169,3 +170,28 @@ class Preview:
 
     step: int
     labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class FileStarted:
+    """Segmenting file ``index`` of ``total`` (counted from 0) begins."""
+
+    path: Path
+    index: int
+    total: int
+
+
+@dataclass(frozen=True)
+class FileDone:
+    """A file is segmented: its summary row (``row["written"]``: the files written)."""
+
+    path: Path
+    row: dict
+
+
+@dataclass(frozen=True)
+class FileFailed:
+    """A file could not be segmented; ``message`` is one line starting with its path."""
+
+    path: Path
+    message: str

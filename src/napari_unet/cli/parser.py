@@ -11,10 +11,11 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import PRECISIONS, SEEDS, SegmentConfig, TrainConfig
+from ..jobs.files import LABEL_FORMATS
 from ..jobs.finetune import DEFAULT_MINUTES
 from .common import positive_float, positive_int
 from .export import command_export
-from .segment import LABEL_FORMATS, command_demo, command_models, command_segment
+from .segment import command_demo, command_models, command_segment
 from .train import InOrder, command_evaluate, command_finetune, command_pretrain, command_weights
 
 DEVICE_HELP = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)"
