@@ -119,7 +119,7 @@ def test_an_error_in_the_worker_is_reported_and_layers_survive(widget, viewer, m
         yield from ()
         raise MemoryError("not enough memory for the tile")
 
-    monkeypatch.setattr(batch, "batch_job", failing_job)
+    monkeypatch.setattr(batch, "segment_batch", failing_job)
     names = [layer.name for layer in viewer.layers]
     widget.run()
     wait_until_idle(qtbot, widget)

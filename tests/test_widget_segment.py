@@ -41,7 +41,7 @@ def run_collecting(widget):
 
 
 def test_labels_fill_tile_by_tile_and_end_equal_to_segment(widget, viewer, qtbot, trained_model):
-    from napari_unet._widgets.segment import PlaneLabelled, TilePainted
+    from napari_unet.events import PlaneLabelled, TilePainted
 
     widget.with_probabilities.value = True
     camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
@@ -218,7 +218,7 @@ def test_an_error_in_the_worker_is_reported_and_nothing_is_lost(widget, viewer, 
         yield from ()
         raise RuntimeError("CUDA error: device-side assert triggered")  # torch raises RuntimeError
 
-    monkeypatch.setattr(segment, "segment_job", failing_job)
+    monkeypatch.setattr(segment, "segment_with_previews", failing_job)
     layers_before = [(layer.name, layer.data.copy()) for layer in viewer.layers]
     widget.run()
     wait_until_idle(qtbot, widget)

@@ -195,3 +195,42 @@ class FileFailed:
 
     path: Path
     message: str
+
+
+@dataclass(frozen=True)
+class TilePainted:
+    """Provisional labels of one finished tile (cells numbered within the tile), input grid."""
+
+    plane: int | None
+    y: slice
+    x: slice
+    labels: np.ndarray
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PlaneLabelled:
+    """Final labels of one plane, identical to :func:`napari_unet.segment` on it."""
+
+    plane: int | None
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class ImageLabelled:
+    """All planes of one image are done: its labels, equal to :func:`napari_unet.segment`."""
+
+    name: str
+    labels: np.ndarray
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Progress of a batch: ``done`` of ``total`` planes over all images."""
+
+    done: int
+    total: int

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, Select
 from napari.layers import Image
 
+from ..jobs.layers import label_paths, saved_where, segment_batch
 from . import _tooltips as tips
 from ._controls import Advanced, ScrollingDock
 from ._image_options import ImageOptions
@@ -17,66 +15,6 @@ from ._layers import OWNER_KEY, image_data, layer_axes, layers_of, show_owned
 from ._registry import ModelPicker
 from ._worker import RunControls, WorkerOwner, report, report_error
 from .segment import LABELS_ROLE, PRECISIONS, SPLIT_CHOICES, LabellingFields
-
-
-@dataclass(frozen=True)
-class ImageLabelled:
-    """All planes of one image are done: its labels, equal to :func:`napari_unet.segment`."""
-
-    name: str
-    labels: np.ndarray
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
-class PlaneDone:
-    """Progress: ``done`` of ``total`` planes over all images."""
-
-    done: int
-    total: int
-
-
-def batch_job(items, model, config):
-    """Worker body: segment each ``(name, image, axes)`` with :func:`napari_unet.iter_segment`.
-
-    Yields a PlaneDone after every plane (cancel takes effect there) and an ImageLabelled
-    after every image.
-    """
-    from ..events import PlaneDone as CorePlaneDone
-    from ..events import SegmentDone
-    from ..inference.layout import describe_image
-    from ..inference.segment import iter_segment
-
-    total = sum(describe_image(image, axes=axes).planes for _, image, axes in items)
-    done = 0
-    for name, image, axes in items:
-        for event in iter_segment(image, model, config.replace(axes=axes)):
-            if isinstance(event, CorePlaneDone):
-                done += 1
-                yield PlaneDone(done, total)
-            elif isinstance(event, SegmentDone):
-                yield ImageLabelled(name, event.labels, done, total)
-
-
-def file_name(layer_name: str) -> str:
-    """``<layer name>_labels.tif`` with characters that are unsafe in file names replaced."""
-    return re.sub(r"[^\w.-]+", "_", layer_name).strip("._") + "_labels.tif"
-
-
-def source_folder(layer) -> Path | None:
-    """The folder of the file napari read ``layer`` from, or None (made in Python, pasted, a URL)."""
-    path = getattr(layer.source, "path", None)
-    if not path:
-        return None
-    folder = Path(path).parent
-    return folder if folder.is_dir() else None
-
-
-def saved_where(paths: list[Path]) -> str:
-    """"3 file(s) in /data/day1" (or the folders, one after another)."""
-    folders = sorted({str(path.parent) for path in paths})
-    return f"{len(paths)} file(s) in {', '.join(folders)}"
 
 
 class BatchWidget(WorkerOwner, ScrollingDock):
@@ -134,20 +72,8 @@ class BatchWidget(WorkerOwner, ScrollingDock):
         Never the current directory by default: an empty folder field is not ".".
         """
         typed = str(self.folder.line_edit.value).strip()
-        if typed:
-            folder = Path(typed).expanduser()
-            if not folder.is_dir():
-                raise ValueError(f"folder {str(folder)!r} does not exist: choose an existing folder")
-            folders = {layer.name: folder for layer in layers}
-        else:
-            folders = {layer.name: source_folder(layer) for layer in layers}
-            homeless = [name for name, folder in folders.items() if folder is None]
-            if homeless:
-                asked = self.ask_folder(homeless)
-                if asked is None or not Path(asked).is_dir():
-                    return None
-                folders.update((name, Path(asked)) for name in homeless)
-        return {name: folder / file_name(name) for name, folder in folders.items()}
+        sources = {layer.name: getattr(layer.source, "path", None) for layer in layers}
+        return label_paths(sources, folder=typed or None, ask=self.ask_folder)
 
     def run(self, *_) -> None:
         """Check the inputs (explained before anything starts), then segment in a worker."""
@@ -171,10 +97,12 @@ class BatchWidget(WorkerOwner, ScrollingDock):
         self._targets, self._written = targets, []
         self.controls.progress.value = 0
         self.controls.status.value = f"segmenting {len(items)} image(s)…"
-        self.start_job("Batch segment", batch_job, items, model, config, on_yield=self._show)
+        self.start_job("Batch segment", segment_batch, items, model, config, on_yield=self._show)
 
     def _show(self, item) -> None:
         """Main thread: move the progress bar; add (or update) a finished image's layer, save it."""
+        from ..events import ImageLabelled
+
         self.controls.progress.max = item.total
         self.controls.progress.value = item.done
         if not isinstance(item, ImageLabelled):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 from napari.layers import Image
 
+from ..jobs.layers import segment_with_previews
 from . import _tooltips as tips
 from ._controls import Advanced, ScrollingDock
 from ._image_options import ImageOptions
@@ -22,60 +20,6 @@ PROBABILITY_CLASSES = (("interior", "green"), ("boundary", "magenta"))
 # how touching cells are split (napari_unet.probabilities_to_labels ``seeds``)
 SPLIT_CHOICES = [("at the neck (round cells)", "distance"), ("on predicted boundary only (rods)", "interior")]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
-
-
-@dataclass(frozen=True)
-class TilePainted:
-    """Provisional labels of one finished tile (cells numbered within the tile), input grid."""
-
-    plane: int | None
-    y: slice
-    x: slice
-    labels: np.ndarray
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
-class PlaneLabelled:
-    """Final labels of one plane, identical to :func:`napari_unet.segment` on it."""
-
-    plane: int | None
-    labels: np.ndarray
-    probabilities: np.ndarray | None
-
-
-def segment_job(image, model, config, focus, planes, keep_probabilities: bool):
-    """Worker body: the ImageRead, a TilePainted per tile and a PlaneLabelled per plane.
-
-    Tiles are labelled on their own for a quick look; every plane's final labels come from
-    :func:`napari_unet.iter_segment`, so the end result is exactly the blocking API's.
-    """
-    from ..events import ImageRead, PlaneDone, SegmentDone, TileDone
-    from ..inference.labels import probabilities_to_labels
-    from ..inference.rescale import resample_nearest
-    from ..inference.segment import iter_segment
-
-    # the model's labelling as the final labels use it, but no size filter on a cut-off tile
-    preview = dataclasses.replace(config.labelling(model.labelling), min_size=0)
-    offset = 0
-    for event in iter_segment(image, model, config, focus=focus, planes=planes,
-                              keep_probabilities=keep_probabilities):
-        if isinstance(event, TileDone):
-            rows, cols = event.region
-            labels = probabilities_to_labels(event.probabilities, seeds=config.seeds,
-                                             **dataclasses.asdict(preview)).astype(np.uint32)
-            labels = resample_nearest(labels, 1 / event.factor, (rows.stop - rows.start, cols.stop - cols.start))
-            labels[labels > 0] += offset
-            offset = int(labels.max(initial=offset))
-            yield TilePainted(event.plane, rows, cols, labels, event.done, event.total)
-        elif isinstance(event, PlaneDone):
-            yield PlaneLabelled(event.plane, event.labels, event.probabilities)
-        elif isinstance(event, ImageRead):
-            yield event
-        elif isinstance(event, SegmentDone):
-            return event
-    return None
 
 
 class LabellingFields:
@@ -189,7 +133,7 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
         self._probabilities = {}
         self.controls.progress.value = 0
         self.controls.status.value = f"segmenting {layer.name}…"
-        self.start_job("Segment", segment_job, image, model, config, focus, planes, self.with_probabilities.value,
+        self.start_job("Segment", segment_with_previews, image, model, config, focus, planes, self.with_probabilities.value,
                        on_yield=self._show, on_return=self._finish)
 
     def estimate(self, *_) -> None:
@@ -218,7 +162,7 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
 
     def _show(self, item) -> None:
         """Main thread: paint a tile or a finished plane into the labels layer."""
-        from ..events import ImageRead
+        from ..events import ImageRead, TilePainted
 
         if isinstance(item, ImageRead):
             self.image_options.show_read(item)
