@@ -260,3 +260,22 @@ def test_the_estimate_button_fills_the_diameter_field(widget, viewer, qtbot, reg
     assert expected is not None
     assert widget.image_options.diameter.value == pytest.approx(round(expected, 1))
     assert f"{expected:.1f} px" in widget.controls.status.value
+
+
+def test_an_implausible_result_is_named_in_the_status_line(widget, viewer, qtbot, registry, trained_model,
+                                                            monkeypatch):
+    import copy
+
+    from napari_unet.inference import segment as core
+    from test_plausibility import fragments
+
+    monkeypatch.setattr(core, "label_plane", lambda probabilities, reading, config: fragments(
+        reading.layout.plane_shape, step=4))
+    model = copy.deepcopy(trained_model)
+    model.diameter = 20.0
+    widget.model.select(registry.add("sized", model))
+    widget.image_options.diameter.value = 20.0
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    status = widget.controls.status.value
+    assert "done" in status and "⚠" in status and "far below the 20 px" in status and "fine-tune" in status

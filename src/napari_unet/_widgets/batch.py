@@ -101,8 +101,11 @@ class BatchWidget(WorkerOwner, ScrollingDock):
 
     def _show(self, item) -> None:
         """Main thread: move the progress bar; add (or update) a finished image's layer, save it."""
-        from ..events import ImageLabelled
+        from ..events import ImageLabelled, Notice
 
+        if isinstance(item, Notice):
+            report(f"Batch segment: {item.message}", self.controls.status)
+            return
         self.controls.progress.max = item.total
         self.controls.progress.value = item.done
         if not isinstance(item, ImageLabelled):

@@ -130,7 +130,7 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
         if layout.stacked:
             current = plane if plane is not None and 0 <= plane < layout.planes else 0
             planes = [current] + [p for p in range(layout.planes) if p != current]
-        self._probabilities = {}
+        self._probabilities, self._notices = {}, []
         self.controls.progress.value = 0
         self.controls.status.value = f"segmenting {layer.name}…"
         self.start_job("Segment", segment_with_previews, image, model, config, focus, planes, self.with_probabilities.value,
@@ -162,10 +162,14 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
 
     def _show(self, item) -> None:
         """Main thread: paint a tile or a finished plane into the labels layer."""
-        from ..events import ImageRead, TilePainted
+        from ..events import ImageRead, Notice, TilePainted
 
         if isinstance(item, ImageRead):
             self.image_options.show_read(item)
+            return
+        if isinstance(item, Notice):  # kept for the final status line too
+            self._notices.append(item.message)
+            report(f"Segment: ⚠ {item.message}", self.controls.status)
             return
         layer = self.labels_layer
         planes = () if item.plane is None else (item.plane,)
@@ -191,7 +195,8 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
         if self._probabilities:
             self._add_probabilities()
         count = result.objects if result is not None else int(np.asarray(layer.data).max())
-        report(f"Segment: {self.source} done, {count} cells", self.controls.status)
+        warning = f" — ⚠ {self._notices[-1]}" if self._notices else ""
+        report(f"Segment: {self.source} done, {count} cells{warning}", self.controls.status)
 
     def _add_probabilities(self) -> None:
         keys = sorted(self._probabilities, key=lambda plane: -1 if plane is None else plane)

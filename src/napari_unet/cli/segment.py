@@ -24,7 +24,7 @@ def _describe(row: dict) -> str:
 def segment_files(paths: list[Path], model, job: SegmentJob) -> int:
     """Segment every file with progress lines; an unusable one is one error line and does not
     stop the others. Exit code 1 when any failed."""
-    from ..events import FileDone, FileFailed, FileStarted, ImageRead, TileDone
+    from ..events import FileDone, FileFailed, FileStarted, ImageRead, Notice, TileDone
 
     failures, progress, name = 0, None, ""
     for event in iter_segment_files(paths, model, job):
@@ -35,6 +35,9 @@ def segment_files(paths: list[Path], model, job: SegmentJob) -> int:
         elif isinstance(event, TileDone):
             progress = progress or Progress(name, event.total, "tile")
             progress.update(event.done)
+        elif isinstance(event, Notice):
+            line = f"warning: {name}: {event.message}"
+            progress.write(line) if progress is not None else print(line, file=sys.stderr, flush=True)
         elif isinstance(event, (FileDone, FileFailed)):
             if progress is not None:
                 progress.close()

@@ -43,6 +43,10 @@ MIN_OBJECTS = 3
 SIZE_PENALTY = 0.25
 # the weight of its objects' mean normalised intensity (see the module docstring)
 INTENSITY_WEIGHT = 0.25
+# a scale this many times larger or smaller than the chosen one, scoring within this much
+# of it, makes the estimate uncertain (the user is told to check it)
+RIVAL_RATIO = 3.0
+RIVAL_MARGIN = 0.03
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,14 @@ class ScaleProbe:
 
 @dataclass(frozen=True)
 class DiameterEstimate:
-    """The estimated object diameter (input pixels; None when no probe found objects)."""
+    """The estimated object diameter (input pixels; None when no probe found objects), and
+    ``rival``: the diameter of a scale at least :data:`RIVAL_RATIO` times larger or smaller
+    that scored within :data:`RIVAL_MARGIN` of it (None: no such scale) — the probes
+    disagree, and the estimate may be far off."""
 
     diameter: float | None
     probes: tuple[ScaleProbe, ...]
+    rival: float | None = None
 
 
 def _window(plane, factor: float) -> np.ndarray:
@@ -128,6 +136,17 @@ def probe_scales(plane, reading, factors=PROBE_FACTORS) -> tuple[ScaleProbe, ...
     return tuple(probe(plane, reading, factor, scale) for factor in factors)
 
 
+def _score(candidate: ScaleProbe, working_diameter: float) -> float:
+    octaves = abs(np.log2(candidate.factor * candidate.diameter / working_diameter))
+    return candidate.confidence - SIZE_PENALTY * octaves + INTENSITY_WEIGHT * candidate.intensity
+
+
+def _ranked(probes, working_diameter: float) -> list[tuple[float, ScaleProbe]]:
+    """(score, probe) of the probes that found enough objects, best first."""
+    usable = [p for p in probes if p.objects >= MIN_OBJECTS and np.isfinite(p.diameter)]
+    return sorted(((_score(p, working_diameter), p) for p in usable), key=lambda pair: -pair[0])
+
+
 def choose_diameter(probes, working_diameter: float, bias: float = 1.0) -> float | None:
     """The diameter of the probe that scores best (divided by the model's ``bias``), None if
     no probe found enough objects.
@@ -140,15 +159,22 @@ def choose_diameter(probes, working_diameter: float, bias: float = 1.0) -> float
     together; and of two scales the network is about as sure of, the one whose objects are
     the stained ones (nuclei, not whole cells) wins.
     """
-    best, best_score = None, -np.inf
-    for candidate in probes:
-        if candidate.objects < MIN_OBJECTS or not np.isfinite(candidate.diameter):
-            continue
-        octaves = abs(np.log2(candidate.factor * candidate.diameter / working_diameter))
-        score = candidate.confidence - SIZE_PENALTY * octaves + INTENSITY_WEIGHT * candidate.intensity
-        if score > best_score:
-            best, best_score = candidate, score
-    return None if best is None else best.diameter / bias
+    ranked = _ranked(probes, working_diameter)
+    return ranked[0][1].diameter / bias if ranked else None
+
+
+def rival_diameter(probes, working_diameter: float, bias: float = 1.0) -> float | None:
+    """The diameter of the best-scoring probe :data:`RIVAL_RATIO` times or more apart from
+    the chosen one that scores within :data:`RIVAL_MARGIN` of it; None when there is none."""
+    ranked = _ranked(probes, working_diameter)
+    if not ranked:
+        return None
+    best_score, best = ranked[0]
+    for score, candidate in ranked[1:]:
+        ratio = candidate.diameter / best.diameter
+        if best_score - score <= RIVAL_MARGIN and max(ratio, 1 / ratio) >= RIVAL_RATIO:
+            return candidate.diameter / bias
+    return None
 
 
 def estimate_from_probes(plane, reading, probes=None) -> DiameterEstimate:
@@ -156,7 +182,7 @@ def estimate_from_probes(plane, reading, probes=None) -> DiameterEstimate:
     probes = probes if probes is not None else probe_scales(plane, reading)
     model = reading.model
     return DiameterEstimate(diameter=choose_diameter(probes, model.diameter, model.diameter_bias),
-                            probes=tuple(probes))
+                            probes=tuple(probes), rival=rival_diameter(probes, model.diameter, model.diameter_bias))
 
 
 def choose_channel(image, reading) -> tuple[int, tuple[ScaleProbe, ...]]:

@@ -51,6 +51,9 @@ class Reading:
     precision : str
         Resolved ("fp32", "bf16" or "fp16").
     config : PredictConfig
+    rival : float or None
+        An estimated ``diameter`` that a scale far from it nearly matched (the estimate is
+        uncertain): that scale's diameter; None otherwise.
     """
 
     layout: ImageLayout
@@ -63,6 +66,7 @@ class Reading:
     device: torch.device
     precision: str
     config: PredictConfig
+    rival: float | None = None
 
     @property
     def rescaled(self) -> bool:
@@ -167,7 +171,7 @@ def read_for_model(image, model, config: PredictConfig) -> Reading:
     if estimate.diameter is None:
         return reading
     return dataclasses.replace(reading, diameter=estimate.diameter, estimated=True,
-                               factor=model.diameter / estimate.diameter)
+                               factor=model.diameter / estimate.diameter, rival=estimate.rival)
 
 
 def estimate_diameter(image, model="nuclei", config=None, **options) -> DiameterEstimate:

@@ -68,7 +68,13 @@ class TileRunner:
     probabilities (mirrored back) are averaged: test-time augmentation, four times the work.
     A valid network's output is centred in its input, so a mirrored tile's output mirrors
     back onto the same pixels, and tiled stays equal to untiled.
+
+    What the user should know (the batch halved, a fall-back to the CPU) goes to
+    ``notify(message)`` when it is set (:func:`napari_unet.iter_segment` turns it into
+    :class:`~napari_unet.events.Notice` events), else it is a RuntimeWarning.
     """
+
+    notify = None
 
     def __init__(self, model: SegmentationModel, device: torch.device, precision: str, batch_size: int,
                  prune_level: int | None = None, flips: bool = False):
@@ -111,15 +117,20 @@ class TileRunner:
             torch.cuda.empty_cache()
         if self.batch_size > 1:
             self.batch_size //= 2
-            warnings.warn(f"out of memory; continuing with batch size {self.batch_size}", RuntimeWarning,
-                          stacklevel=3)
+            self._say(f"out of memory; continuing with batch size {self.batch_size}")
         elif self.device.type != "cpu":
-            warnings.warn(f"out of memory on {self.device} even with one tile; continuing on the CPU",
-                          RuntimeWarning, stacklevel=3)
+            self._say(f"out of memory on {self.device} even with one tile; continuing on the CPU")
             self.device = torch.device("cpu")
             place_network(self.model.network, self.device)
         else:
             raise MemoryError("out of memory with one tile on the CPU; use a smaller tile_size") from error
+
+
+    def _say(self, message: str) -> None:
+        if self.notify is not None:
+            self.notify(message)
+        else:
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def tile_memory_bytes(network, step: int, precision: str) -> int:

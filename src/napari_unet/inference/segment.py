@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
 from ..config import PredictConfig, SegmentConfig, resolve_config
-from ..events import ImageRead, PlaneDone, SegmentDone, Tile, TileDone
-from .labels import (labels_to_grid, probabilities_to_labels, sequential_labels, stack_planes,
-                     stitch_planes)
+from ..events import ImageRead, Notice, PlaneDone, SegmentDone, Tile, TileDone
+from .labels import labels_to_grid, probabilities_to_labels, sequential_labels, stack_planes, stitch_planes
+from .plausibility import implausibilities, model_target
 from .reading import Reading, check_segmentation_model, read_for_model
 from .rescale import resample_window
 from .runner import predict_plane_tiles
@@ -44,16 +45,21 @@ def _input_region(tile: Tile, factor: float, shape: tuple[int, int]) -> tuple[sl
 
 
 def _iter_plane(reading: Reading, plane, index: int | None, focus, counter: list[int],
-                total: int) -> Iterator[TileDone]:
-    """TileDone events of one plane; the probabilities are filled into ``counter``'s array."""
+                total: int, notices: list | None = None) -> Iterator[TileDone | Notice]:
+    """TileDone events of one plane (and, with a ``notices`` list, a Notice for what the
+    runner reports, e.g. a halved batch; else those are warnings)."""
     source = reading.source(plane)
     shape = reading.network_shape
     plan = reading.tile_plan(shape)
     runner = reading.runner(plan.batch_size)
+    if notices is not None:
+        runner.notify = notices.append
     if focus is not None and reading.rescaled:
         focus = (focus[0] * reading.factor, focus[1] * reading.factor)
     for tile, probabilities in predict_plane_tiles(source, runner, plan.tiles(shape, focus), plan.geometry):
         counter[0] += 1
+        while notices:
+            yield Notice(step=counter[0], message=notices.pop(0))
         yield TileDone(plane=index, tile=tile, region=_input_region(tile, reading.factor, reading.layout.plane_shape),
                        done=counter[0], total=total, probabilities=probabilities, factor=reading.factor)
 
@@ -75,7 +81,7 @@ def _tiles_per_plane(reading: Reading) -> int:
 
 def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, focus=None, planes=None,
                  keep_probabilities: bool = False, **options
-                 ) -> Iterator[ImageRead | TileDone | PlaneDone | SegmentDone]:
+                 ) -> Iterator[ImageRead | Notice | TileDone | PlaneDone | SegmentDone]:
     """Segment ``image``, yielding what happens as it happens.
 
     Parameters
@@ -99,6 +105,10 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
     ------
     ImageRead
         First: axes, modality, channel and the object diameter used (estimated or given).
+    Notice
+        Something to tell the user that does not stop the work (the batch halved after
+        running out of memory, a result that looks implausible); :func:`segment` turns
+        these into RuntimeWarnings.
     TileDone
         Each tile (network grid, with its region on the input grid); none for planes
         segmented chunk by chunk.
@@ -133,8 +143,9 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
         else:
             probabilities = np.empty((classes,) + reading.network_shape, dtype=np.float32)
             for event in _iter_plane(reading, plane, index if reading.layout.stacked else None, focus,
-                                     counter, total):
-                probabilities[:, event.tile.y, event.tile.x] = event.probabilities
+                                     counter, total, notices=[]):
+                if isinstance(event, TileDone):
+                    probabilities[:, event.tile.y, event.tile.x] = event.probabilities
                 yield event
             labels = label_plane(probabilities, reading, config)
         results[index] = labels
@@ -143,6 +154,9 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
                         done=done, total=len(order))
     labels = _assemble(results, reading, config)
     objects = len(np.unique(labels)) - 1 if reading.layout.stacked else int(labels.max())
+    for message in implausibilities(labels, diameter=reading.diameter, target=model_target(reading.model),
+                                    rival=reading.rival):
+        yield Notice(step=len(order), message=message)
     yield SegmentDone(labels=labels, objects=objects, read=reading.event(), seconds=time.perf_counter() - started)
 
 
@@ -170,7 +184,9 @@ def segment(image, model="nuclei", config: SegmentConfig | None = None, **option
         the whole stack for Z (3-D objects), per frame for T.
     """
     for event in iter_segment(image, model, config, **options):
-        if isinstance(event, SegmentDone):
+        if isinstance(event, Notice):
+            warnings.warn(event.message, RuntimeWarning, stacklevel=2)
+        elif isinstance(event, SegmentDone):
             return event.labels
     raise RuntimeError("segmentation ended without a result")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..events import (BatchProgress, ImageLabelled, ImageRead, PlaneDone, PlaneLabelled, SegmentDone, TileDone,
-                      TilePainted)
+from ..events import (BatchProgress, ImageLabelled, ImageRead, Notice, PlaneDone, PlaneLabelled, SegmentDone,
+                      TileDone, TilePainted)
 from ..inference.labels import probabilities_to_labels
 from ..inference.layout import describe_image
 from ..inference.rescale import resample_nearest
@@ -19,7 +19,8 @@ from ..inference.segment import iter_segment
 
 
 def segment_with_previews(image, model, config, focus, planes, keep_probabilities: bool):
-    """The ImageRead, a TilePainted per tile and a PlaneLabelled per plane; returns the SegmentDone.
+    """The ImageRead, a TilePainted per tile, a PlaneLabelled per plane and any Notice;
+    returns the SegmentDone.
 
     Tiles are labelled on their own for a quick look; every plane's final labels come from
     :func:`napari_unet.iter_segment`, so the end result is exactly the blocking API's.
@@ -39,7 +40,7 @@ def segment_with_previews(image, model, config, focus, planes, keep_probabilitie
             yield TilePainted(event.plane, rows, cols, labels, event.done, event.total)
         elif isinstance(event, PlaneDone):
             yield PlaneLabelled(event.plane, event.labels, event.probabilities)
-        elif isinstance(event, ImageRead):
+        elif isinstance(event, (ImageRead, Notice)):
             yield event
         elif isinstance(event, SegmentDone):
             return event
@@ -49,8 +50,8 @@ def segment_with_previews(image, model, config, focus, planes, keep_probabilitie
 def segment_batch(items, model, config):
     """Segment each ``(name, image, axes)`` with :func:`napari_unet.iter_segment`.
 
-    Yields a BatchProgress after every plane (a widget's cancel takes effect there) and an
-    ImageLabelled after every image.
+    Yields a BatchProgress after every plane (a widget's cancel takes effect there), an
+    ImageLabelled after every image, and the images' Notices (named after the image).
     """
     total = sum(describe_image(image, axes=axes).planes for _, image, axes in items)
     done = 0
@@ -61,6 +62,8 @@ def segment_batch(items, model, config):
                 yield BatchProgress(done, total)
             elif isinstance(event, SegmentDone):
                 yield ImageLabelled(name, event.labels, done, total)
+            elif isinstance(event, Notice):
+                yield Notice(step=done, message=f"{name}: {event.message}")
 
 
 def file_name(layer_name: str) -> str:
