@@ -102,18 +102,38 @@ def test_bad_prune_level_is_refused(arch, level):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("arch", "resnet", "arch"),
+    ("arch", "", "arch"),
     ("depth", 0, "depth"),
     ("base_channels", 2.5, "base_channels"),
     ("padding", "reflect", "padding"),
     ("upsampling", "nearest", "upsampling"),
     ("dropout", 1.0, "dropout"),
     ("out_channels", 1, "out_channels"),
-    ("deep_supervision", True, "deep_supervision"),
 ])
 def test_bad_model_config_is_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(**{field: value})
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"arch": "resnet"}, "arch must be one of 'unet', 'unetplusplus', got 'resnet'"),
+    ({"arch": "unet", "deep_supervision": True}, "deep_supervision=True needs arch='unetplusplus'"),
+])
+def test_the_registry_refuses_what_no_architecture_builds(options, message):
+    from napari_unet.models.registry import build_network
+
+    with pytest.raises(ValueError, match=message):
+        nu.create_model(**options)
+    with pytest.raises(ValueError, match=message):
+        build_network(ModelConfig(**options))
+
+
+def test_every_registered_architecture_is_built_and_cited():
+    from napari_unet.models.registry import ARCHITECTURES
+
+    for name, entry in ARCHITECTURES.items():
+        model = nu.create_model(name, depth=2, base_channels=8)
+        assert isinstance(model.network, entry.network) and entry.title and entry.citation["doi"]
 
 
 def test_nested_sizes_describe_unet_decoder():

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from .checks import (check_bool, check_choice, check_non_negative_number, check_open_probability,
                      check_positive_int, check_positive_number)
 
-ARCHITECTURES = ("unet", "unetplusplus")
 PADDINGS = ("valid", "same")
 UPSAMPLINGS = ("transpose", "bilinear")
 # "auto" is resolved per device by napari_unet.devices.resolve_precision
@@ -42,7 +41,9 @@ class ModelConfig:
 
     Parameters
     ----------
-    arch : {"unet", "unetplusplus"}
+    arch : str
+        A name of :data:`napari_unet.models.registry.ARCHITECTURES` ("unet",
+        "unetplusplus"); checked, with ``deep_supervision``, when the network is built.
         U-Net (Ronneberger et al. 2015) or UNet++ (Zhou et al. 2018).
     depth : int
         Number of 2x2 poolings (the paper uses 4).
@@ -77,7 +78,8 @@ class ModelConfig:
     deep_supervision: bool = False
 
     def __post_init__(self):
-        check_choice("arch", self.arch, ARCHITECTURES)
+        if not isinstance(self.arch, str) or not self.arch:
+            raise ValueError(f"arch must be an architecture name, got {self.arch!r}")
         check_positive_int("depth", self.depth)
         check_positive_int("base_channels", self.base_channels)
         check_positive_int("in_channels", self.in_channels)
@@ -86,8 +88,6 @@ class ModelConfig:
         check_choice("upsampling", self.upsampling, UPSAMPLINGS)
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.deep_supervision and self.arch != "unetplusplus":
-            raise ValueError("deep_supervision=True needs arch='unetplusplus'")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ..inference.appearance import CLIP, Appearance, model_channels
 from ..models import SegmentationModel, load_model
 from ..models.io import model_to_bytes
 from ..models.package import MODEL_FILE, RDF_NAMES, sha256
+from ..models.registry import ARCHITECTURES
 from ..models.standalone import ARCHITECTURE_CALLABLE, ProbabilityNetwork, architecture_source
 from .geometry import PackageGeometry, input_channel_names, package_geometry
 
@@ -34,13 +35,6 @@ FORMAT_VERSION = "0.5.4"
 INPUT_ID, OUTPUT_ID = "raw", "probabilities"
 # the smallest output edge of the test tensors (pixels), so the test shows whole cells
 TEST_OUTPUT_SIZE = 64
-CITATIONS = {
-    "unet": {"text": "Ronneberger O, Fischer P, Brox T. U-Net: Convolutional Networks for Biomedical Image "
-                     "Segmentation. MICCAI 2015, LNCS 9351, 234-241", "doi": "10.1007/978-3-319-24574-4_28"},
-    "unetplusplus": {"text": "Zhou Z, Rahman Siddiquee MM, Tajbakhsh N, Liang J. UNet++: A Nested U-Net "
-                             "Architecture for Medical Image Segmentation. DLMIA 2018, LNCS 11045, 3-11",
-                     "doi": "10.1007/978-3-030-00889-5_1"},
-}
 _NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+- ()")
 
 
@@ -170,17 +164,19 @@ def _rdf(model: SegmentationModel, geometry: PackageGeometry, files: dict, model
     from .. import __version__
 
     arch = model.config.arch
+    entry = ARCHITECTURES[arch]
     return {
         "format_version": FORMAT_VERSION,
         "type": "model",
         "name": _package_name(name),
-        "description": description or (f"{'UNet++' if arch == 'unetplusplus' else 'U-Net'} for cell / nucleus "
+        "description": description or (f"{entry.title} for cell / nucleus "
                                        "instance segmentation: background, interior and boundary probabilities "
                                        f"(exported by napari-unet {__version__})"),
         "authors": [{"name": str(author)} for author in authors],
-        "cite": [CITATIONS["unet"]] + ([CITATIONS["unetplusplus"]] if arch == "unetplusplus" else []),
+        # every architecture here grows out of the U-Net paper
+        "cite": [ARCHITECTURES["unet"].citation] + ([entry.citation] if arch != "unet" else []),
         "license": license,
-        "tags": ["napari-unet", "unet" if arch == "unet" else "unetplusplus", "pytorch", "2d",
+        "tags": ["napari-unet", arch, "pytorch", "2d",
                  "instance-segmentation", "cells", "nuclei"],
         "documentation": "README.md",
         "covers": ["cover.png"],

@@ -2,10 +2,10 @@
 
 from .base import SegmentationModel, SegmentationNetwork
 from .io import ModelFileError, list_models, load_model, save_model
-from .registry import NETWORKS, build_network, create_model
+from .registry import ARCHITECTURES, build_network, create_model
 
 __all__ = [
-    "NETWORKS",
+    "ARCHITECTURES",
     "ModelFileError",
     "SegmentationModel",
     "SegmentationNetwork",

@@ -174,9 +174,9 @@ def _model_from_document(path, header: dict, document: dict) -> SegmentationMode
     try:
         config = config_from_dict(ModelConfig, document["config"])
         normalization = config_from_dict(Normalization, document.get("normalization", {}))
+        network = build_network(config)
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(path, f"incompatible architecture metadata: {error}") from None
-    network = build_network(config)
     expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
     stored = {key: tuple(entry["shape"]) for key, entry in header.items()}
     missing = sorted(set(expected) - set(stored))

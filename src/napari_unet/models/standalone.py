@@ -2,7 +2,7 @@
 
 A bioimage.io ``pytorch_state_dict`` package carries the source of its architecture.
 :func:`architecture_source` assembles that file from this package's own modules
-(``blocks.py``, ``base.py``'s network class, ``unet.py``, ``unetplusplus.py``) with their
+(``blocks.py``, ``base.py``'s network class, the module of every registered architecture) with their
 imports removed, a plain copy of :class:`~napari_unet.config.ModelConfig`'s fields and
 :class:`ProbabilityNetwork` on top, so the file always builds exactly the network (and the
 state-dict keys) this version of napari-unet trains: nothing is written twice by hand.
@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 _FOOTER = '''
 
-NETWORKS = {{"unet": UNet, "unetplusplus": UNetPlusPlus}}
+NETWORKS = {{{networks}}}
 
 
 def {callable}(context: int = 0, **config) -> ProbabilityNetwork:
@@ -113,28 +113,30 @@ def architecture_source(arch: str, classes: tuple[str, ...]) -> str:
 
     Parameters
     ----------
-    arch : {"unet", "unetplusplus"}
-        Named in the file's docstring (the file builds both).
+    arch : str
+        Named in the file's docstring (the file builds every registered architecture).
     classes : tuple of str
         Output classes, named in the docstring.
 
     Returns
     -------
     str
-        Defines ``ModelConfig``, the blocks, ``UNet``, ``UNetPlusPlus``,
+        Defines ``ModelConfig``, the blocks, every registered network class,
         :class:`ProbabilityNetwork` and ``napari_unet_network(**config)``.
     """
     from .. import __version__
-    from . import base, blocks, unet, unetplusplus
+    from . import base, blocks
+    from .registry import ARCHITECTURES
 
+    networks = [entry.network for entry in ARCHITECTURES.values()]
     sections = [
         _HEADER.format(arch=arch, version=__version__, callable=ARCHITECTURE_CALLABLE, classes=", ".join(classes)),
         _config_source(),
         _top_level_source(blocks),
         _top_level_source(base, keep={"SegmentationNetwork"}),
-        _top_level_source(unet),
-        _top_level_source(unetplusplus),
+        *(_top_level_source(inspect.getmodule(network)) for network in dict.fromkeys(networks)),
         _top_level_source(inspect.getmodule(ProbabilityNetwork), keep={"ProbabilityNetwork"}),
     ]
     body = "\n\n\n".join(section.strip("\n") for section in sections)
-    return f"{body}\n{_FOOTER.format(callable=ARCHITECTURE_CALLABLE)}"
+    table = ", ".join(f"{name!r}: {entry.network.__name__}" for name, entry in ARCHITECTURES.items())
+    return f"{body}\n{_FOOTER.format(callable=ARCHITECTURE_CALLABLE, networks=table)}"
