@@ -29,7 +29,7 @@ import torch
 import napari_unet as nu
 from finetune_real import GROUPS, annotation, ap_on, region_with_cells, rest_of_image, score, starts
 from napari_unet.datasets import AnnotatedImage, median_diameter, read_annotated
-from napari_unet.training.pretrain import calibrate_labelling
+from napari_unet.training.calibrate import calibrate_labelling
 
 CELLS = 20
 SCORED = 6

@@ -12,7 +12,8 @@ import torch
 import napari_unet as nu
 from napari_unet.config import TrainConfig
 from napari_unet.datasets import median_diameter, read_annotated
-from napari_unet.training.pretrain import (LABELLING_GRID, PretrainRecipe, calibrate_labelling, parse_shares,
+from napari_unet.training.calibrate import LABELLING_GRID, calibrate_labelling
+from napari_unet.training.pretrain import (PretrainRecipe, parse_shares,
                                           pretrain, sampling_weights, to_model_scale, training_images)
 from napari_unet.synth import SynthConfig, synth_image
 

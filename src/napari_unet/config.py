@@ -113,7 +113,7 @@ class Normalization:
 class Labelling:
     """How a model's class probabilities become instance labels; stored in model files and
     calibrated for each pretrained model on held-out annotated images
-    (:func:`napari_unet.training.pretrain.calibrate_labelling`). :class:`SegmentConfig`
+    (:func:`napari_unet.training.calibrate.calibrate_labelling`). :class:`SegmentConfig`
     fields left at None take these values.
 
     Parameters
@@ -342,14 +342,10 @@ class TrainConfig(_Replaceable):
         forget what it saw in pretraining. 0: no pull. A model with no training history
         (random weights) is never pulled back. The default was chosen on the DSB2018
         ``train`` split (docs/benchmarks.md).
-    holdout : float
-        Share of the annotated cells (0-0.5) held out of training when no validation
-        images are given: whole cells lying together, scored for the starting model and
-        every ``validate_every`` steps; the best weights are kept, and the starting ones
-        when tuning never beat them. 0, or fewer than 6 annotated cells: no check.
-    keep_worse : bool
-        Keep the best fine-tuned weights even when they score below the starting model on
-        the held-out cells.
+    holdout, keep_worse : float, bool
+        Without validation images, a share (0-0.5) of the annotated cells (6 or more) is
+        held out and scored as training goes (:mod:`napari_unet.training.holdout`); the
+        start's weights are kept when tuning never beats them, unless ``keep_worse``.
     """
 
     iterations: int = 300

@@ -88,21 +88,19 @@ def probabilities_to_labels(probabilities, *, threshold: float = Labelling.thres
 
     Foreground is where the foreground probability (1 - background) > ``foreground``
     (default: ``threshold``); interior is where the interior probability > ``threshold``
-    (predicted boundaries cut it between touching
-    cells). A watershed restricted to the foreground grows one seed per cell:
+    (predicted boundaries cut it between touching cells). A watershed restricted to the
+    foreground grows one seed per cell:
 
     - ``seeds="distance"`` (default): the maxima of the (smoothed) distance to the nearest
       non-interior pixel, each rising at least ``split_depth`` pixels above the saddle to a
-      higher one; the flood follows that distance. Two touching convex cells whose predicted boundary is
-      incomplete are still split at the neck between them, as a classical distance
-      watershed would, while the network's boundary keeps cells apart where it is seen.
+      higher one; the flood follows that distance. Touching convex cells whose predicted
+      boundary is incomplete are still split at their neck, as a distance watershed would.
     - ``seeds="interior"``: each connected interior is a seed; the flood follows the
       interior probability. Cells are split only where the network predicts a boundary
       all the way across: choose it for long, bent or branched cells (rods, filaments)
       that a neck does not divide.
 
-    Foreground blobs without a seed become cells of their own. A stack is labelled plane
-    by plane.
+    Foreground blobs without a seed become cells of their own; stacks go plane by plane.
 
     Parameters
     ----------
@@ -112,22 +110,20 @@ def probabilities_to_labels(probabilities, *, threshold: float = Labelling.thres
     threshold : float
         Probability threshold in (0, 1) of the interior (and of the foreground, by default).
     foreground : float, optional
-        Foreground probability threshold in (0, 1). A model trained with class balancing
-        draws cells a little too large at 0.5; its calibrated value (``model.labelling.foreground``)
-        undoes that.
+        Foreground probability threshold in (0, 1); a model's calibrated value
+        (``model.labelling.foreground``) undoes the too-large cells of class balancing.
     min_size : int
         Objects with fewer pixels are removed.
     seeds : {"distance", "interior"}
         How touching cells are told apart (above).
     split_depth : float
-        ``seeds="distance"``: how much (pixels) a cell's distance maximum must rise above
-        the neck to a larger cell to seed a cell of its own; larger merges more.
+        ``seeds="distance"``: pixels a distance maximum must rise above the neck to a larger
+        cell to seed a cell of its own (larger merges more).
 
     Returns
     -------
     (Y, X) or (Z, Y, X) ndarray of uint8/uint16/uint32
-        0 is background; each plane is labelled 1..n, in the smallest dtype holding the
-        largest n.
+        0 is background; each plane 1..n, in the smallest dtype holding the largest n.
 
     Examples
     --------
@@ -138,18 +134,8 @@ def probabilities_to_labels(probabilities, *, threshold: float = Labelling.thres
     np.uint8(1)
     """
     probabilities = np.asarray(probabilities)
-    if probabilities.ndim not in (3, 4) or probabilities.shape[0] != 3:
-        raise ValueError("probabilities must be (3, Y, X) or (3, Z, Y, X) background/interior/boundary, "
-                         f"got shape {probabilities.shape}")
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     foreground = threshold if foreground is None else foreground
-    if not 0 < foreground < 1:
-        raise ValueError(f"foreground must be in (0, 1), got {foreground}")
-    check_choice("seeds", seeds, SEEDS)
-    check_positive_number("split_depth", split_depth)
-    if not np.isfinite(probabilities).all():
-        raise ValueError("probabilities contain NaN or infinite values")
+    _check_labelling(probabilities, threshold, foreground, seeds, split_depth)
     settings = (threshold, min_size, seeds, foreground, split_depth)
     if probabilities.ndim == 3:
         return _label_plane(probabilities, *settings)
@@ -176,6 +162,21 @@ def _h_maxima_by_object(surface: np.ndarray, height: float) -> np.ndarray:
         mine = objects[box] == index
         maxima[box] |= h_maxima(np.where(mine, surface[box], 0), height).astype(bool) & mine
     return maxima
+
+
+def _check_labelling(probabilities: np.ndarray, threshold: float, foreground: float, seeds: str,
+                     split_depth: float) -> None:
+    if probabilities.ndim not in (3, 4) or probabilities.shape[0] != 3:
+        raise ValueError("probabilities must be (3, Y, X) or (3, Z, Y, X) background/interior/boundary, "
+                         f"got shape {probabilities.shape}")
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    if not 0 < foreground < 1:
+        raise ValueError(f"foreground must be in (0, 1), got {foreground}")
+    check_choice("seeds", seeds, SEEDS)
+    check_positive_number("split_depth", split_depth)
+    if not np.isfinite(probabilities).all():
+        raise ValueError("probabilities contain NaN or infinite values")
 
 
 def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int, seeds: str,

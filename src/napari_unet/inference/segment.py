@@ -106,20 +106,16 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
     ImageRead
         First: axes, modality, channel and the object diameter used (estimated or given).
     Notice
-        Something to tell the user that does not stop the work (the batch halved after
-        running out of memory, a result that looks implausible); :func:`segment` turns
-        these into RuntimeWarnings.
+        What the user should know (a batch halved for memory, an implausible result);
+        :func:`segment` turns these into RuntimeWarnings.
     TileDone
-        Each tile (network grid, with its region on the input grid); none for planes
-        segmented chunk by chunk.
+        Each tile (network grid, with its input-grid region); none for chunked planes.
     PlaneDone
-        Each plane's labels on the input grid, numbered within the plane (and its
-        probabilities with ``keep_probabilities``, chunked planes too).
+        Each plane's labels (input grid, numbered within the plane) and probabilities if kept.
     SegmentDone
         Last: all labels, the object count and the time taken. A Z stack's planes are
-        linked into 3-D objects (``config.stitch``), so ids follow each cell through the
-        planes and the count is of cells, not of outlines; T frames are labelled on
-        their own.
+        linked into 3-D objects (``config.stitch``: one id per cell through the planes,
+        counted once); T frames are labelled on their own.
     """
     started = time.perf_counter()
     config = resolve_config(SegmentConfig, config, options)
@@ -127,27 +123,12 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
     check_segmentation_model(reading.model)
     yield reading.event()
     order = _plane_order(reading, planes)
-    network_pixels = int(np.prod(reading.network_shape))
-    chunked = network_pixels > config.chunked_above
+    chunked = int(np.prod(reading.network_shape)) > config.chunked_above
     total = 0 if chunked else _tiles_per_plane(reading) * len(order)
     counter, results = [0], {}
-    classes = reading.model.config.out_channels
     for done, index in enumerate(order, start=1):
-        plane = reading.input_plane(image, index)
-        probabilities = None
-        if chunked:
-            from .chunked import segment_plane_chunked
-
-            labels, probabilities = segment_plane_chunked(image, index, reading, config,
-                                                          keep_probabilities=keep_probabilities)
-        else:
-            probabilities = np.empty((classes,) + reading.network_shape, dtype=np.float32)
-            for event in _iter_plane(reading, plane, index if reading.layout.stacked else None, focus,
-                                     counter, total, notices=[]):
-                if isinstance(event, TileDone):
-                    probabilities[:, event.tile.y, event.tile.x] = event.probabilities
-                yield event
-            labels = label_plane(probabilities, reading, config)
+        labels, probabilities = yield from _segment_plane(image, index, reading, config, chunked, focus,
+                                                          counter, total, keep_probabilities)
         results[index] = labels
         kept = to_input_grid(probabilities, reading) if keep_probabilities and probabilities is not None else None
         yield PlaneDone(plane=index if reading.layout.stacked else None, labels=labels, probabilities=kept,
@@ -158,6 +139,24 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
                                     rival=reading.rival):
         yield Notice(step=len(order), message=message)
     yield SegmentDone(labels=labels, objects=objects, read=reading.event(), seconds=time.perf_counter() - started)
+
+
+def _segment_plane(image, index: int, reading: Reading, config: SegmentConfig, chunked: bool, focus,
+                   counter: list[int], total: int, keep_probabilities: bool):
+    """One plane's events (tiles, notices); returns its labels (input grid) and network-grid
+    probabilities (None for a chunked plane unless they are kept)."""
+    if chunked:
+        from .chunked import segment_plane_chunked
+
+        return segment_plane_chunked(image, index, reading, config, keep_probabilities=keep_probabilities)
+    plane = reading.input_plane(image, index)
+    probabilities = np.empty((reading.model.config.out_channels,) + reading.network_shape, dtype=np.float32)
+    for event in _iter_plane(reading, plane, index if reading.layout.stacked else None, focus, counter, total,
+                             notices=[]):
+        if isinstance(event, TileDone):
+            probabilities[:, event.tile.y, event.tile.x] = event.probabilities
+        yield event
+    return label_plane(probabilities, reading, config), probabilities
 
 
 def _assemble(results: dict, reading: Reading, config: SegmentConfig) -> np.ndarray:

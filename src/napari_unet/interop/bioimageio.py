@@ -235,23 +235,8 @@ def export_bioimageio(model, path, *, name: str | None = None, description: str 
     if not isinstance(model, SegmentationModel):
         model = load_model(model, device="cpu")
     geometry = package_geometry(model.network)
-    raw = _test_input(model, geometry.input_for_output(TEST_OUTPUT_SIZE), test_image)
-    example = torch.from_numpy(preprocess(raw, model))
-    eager, traced = _networks(model, example, geometry.halo)
-    with torch.inference_mode():
-        output = eager(example).numpy()
+    files = _package_files(model, geometry, test_image)
     model_file = MODEL_FILE
-    files = {
-        "test_input.npy": _bytes(lambda buffer: np.save(buffer, raw)),
-        "test_output.npy": _bytes(lambda buffer: np.save(buffer, output)),
-        "sample_input.tif": _tiff_bytes(raw),
-        "sample_output.tif": _tiff_bytes(output),
-        "weights.pt": _bytes(lambda buffer: torch.save(eager.state_dict(), buffer)),
-        "weights_torchscript.pt": _torchscript_bytes(traced),
-        "napari_unet_architecture.py": architecture_source(model.config.arch, model.class_names).encode(),
-        "cover.png": _cover(raw, output),
-        model_file: model_to_bytes(model),
-    }
     rdf = _rdf(model, geometry, files, model_file, name=name or model.name, description=description,
                authors=authors, license=license)
     files["README.md"] = model_card(model, rdf, geometry, path.name).encode()
@@ -263,6 +248,27 @@ def export_bioimageio(model, path, *, name: str | None = None, description: str 
                 archive.writestr(member, data)
 
     return atomic_write(path, write)
+
+
+def _package_files(model: SegmentationModel, geometry: PackageGeometry, test_image) -> dict[str, bytes]:
+    """Every file of the package but the rdf and the model card: test tensors, weights in both
+    formats, the architecture's source, the cover and napari-unet's own model file."""
+    raw = _test_input(model, geometry.input_for_output(TEST_OUTPUT_SIZE), test_image)
+    example = torch.from_numpy(preprocess(raw, model))
+    eager, traced = _networks(model, example, geometry.halo)
+    with torch.inference_mode():
+        output = eager(example).numpy()
+    return {
+        "test_input.npy": _bytes(lambda buffer: np.save(buffer, raw)),
+        "test_output.npy": _bytes(lambda buffer: np.save(buffer, output)),
+        "sample_input.tif": _tiff_bytes(raw),
+        "sample_output.tif": _tiff_bytes(output),
+        "weights.pt": _bytes(lambda buffer: torch.save(eager.state_dict(), buffer)),
+        "weights_torchscript.pt": _torchscript_bytes(traced),
+        "napari_unet_architecture.py": architecture_source(model.config.arch, model.class_names).encode(),
+        "cover.png": _cover(raw, output),
+        MODEL_FILE: model_to_bytes(model),
+    }
 
 
 def yaml_text(document: dict) -> str:

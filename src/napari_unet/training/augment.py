@@ -258,6 +258,52 @@ def _apply_to_all(arrays, transform):
     return [None if array is None else transform(array) for array in arrays]
 
 
+def _flip_and_turn(arrays: list, rng: np.random.Generator, config: AugmentConfig) -> list:
+    """Random flips along both axes and quarter turns (half turns of a non-square patch)."""
+    labels = arrays[1]
+    if config.flip:
+        for axis in (0, 1):
+            if rng.random() < 0.5:
+                arrays = _apply_to_all(arrays, lambda array: np.flip(array, axis=axis))
+    if config.rotate90:
+        square = labels.shape[0] == labels.shape[1]
+        turns = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
+        arrays = _apply_to_all(arrays, lambda array: np.rot90(array, k=turns, axes=(0, 1)))
+    return arrays
+
+
+def _displacement(output_shape: tuple[int, int], rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """(2, Y, X) read offsets of a random rotation, zoom and elastic deformation."""
+    displacement = np.zeros((2, *output_shape), dtype=np.float64)
+    if rng.random() < config.rotation_probability:
+        displacement += _rotation_displacement(output_shape, rng.uniform(0.0, 2 * np.pi))
+    if config.zoom != (1.0, 1.0):
+        zoom = float(np.exp(rng.uniform(*np.log(config.zoom))))
+        centre = (np.asarray(output_shape, dtype=np.float64) - 1) / 2
+        # read positions spread 1/zoom times as far from the centre (rotation included)
+        displacement = (np.indices(output_shape, dtype=np.float64) - centre[:, None, None] + displacement) \
+            * (1.0 / zoom) - (np.indices(output_shape, dtype=np.float64) - centre[:, None, None])
+    if rng.random() < config.elastic_probability:
+        displacement += elastic_displacement(output_shape, rng, grid=config.elastic_grid, std=config.elastic_std)
+    return displacement
+
+
+def _resample(arrays: list, displacement: np.ndarray, offset: np.ndarray, output_shape, image_order: int) -> list:
+    """The arrays read at the displaced positions of the centred output window."""
+    if np.any(displacement) or np.any(offset % 1):
+        # Cubic for the image; nearest for labels, weights and ignore so they keep their
+        # values and stay aligned with each other.
+        orders = (image_order, 0, 0, 0)
+        displacement = displacement + offset[:, None, None]
+        return [None if array is None else _warp_to(array, displacement, order=order)
+                for array, order in zip(arrays, orders)]
+    if np.any(offset):
+        top, left = (int(o) for o in offset)
+        window = (slice(top, top + output_shape[0]), slice(left, left + output_shape[1]))
+        return _apply_to_all(arrays, lambda array: array[window])
+    return arrays
+
+
 def augment_sample(
     image, labels, rng: np.random.Generator, *, weights=None, ignore=None, config: AugmentConfig = AugmentConfig(),
     output_shape: tuple[int, int] | None = None,
@@ -299,41 +345,10 @@ def augment_sample(
     output_shape = tuple(labels.shape) if output_shape is None else tuple(int(n) for n in output_shape)
     if len(output_shape) != 2 or not all(1 <= n <= m for n, m in zip(output_shape, labels.shape)):
         raise ValueError(f"output_shape must be 2 sizes within the input shape {labels.shape}, got {output_shape}")
-    arrays = [image, labels, weights, ignore]
-    if config.flip:
-        for axis in (0, 1):
-            if rng.random() < 0.5:
-                arrays = _apply_to_all(arrays, lambda array: np.flip(array, axis=axis))
-    if config.rotate90:
-        square = labels.shape[0] == labels.shape[1]
-        turns = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
-        arrays = _apply_to_all(arrays, lambda array: np.rot90(array, k=turns, axes=(0, 1)))
-
-    displacement = np.zeros((2, *output_shape), dtype=np.float64)
-    if rng.random() < config.rotation_probability:
-        displacement += _rotation_displacement(output_shape, rng.uniform(0.0, 2 * np.pi))
-    if config.zoom != (1.0, 1.0):
-        zoom = float(np.exp(rng.uniform(*np.log(config.zoom))))
-        centre = (np.asarray(output_shape, dtype=np.float64) - 1) / 2
-        # read positions spread 1/zoom times as far from the centre (rotation included)
-        displacement = (np.indices(output_shape, dtype=np.float64) - centre[:, None, None] + displacement) \
-            * (1.0 / zoom) - (np.indices(output_shape, dtype=np.float64) - centre[:, None, None])
-    if rng.random() < config.elastic_probability:
-        displacement += elastic_displacement(output_shape, rng, grid=config.elastic_grid, std=config.elastic_std)
+    arrays = _flip_and_turn([image, labels, weights, ignore], rng, config)
+    displacement = _displacement(output_shape, rng, config)
     offset = (np.asarray(labels.shape) - np.asarray(output_shape)) / 2
-    if np.any(displacement) or np.any(offset % 1):
-        # Cubic for the image; nearest for labels, weights and ignore so they keep their
-        # values and stay aligned with each other.
-        orders = (config.image_order, 0, 0, 0)
-        displacement += offset[:, None, None]
-        arrays = [
-            None if array is None else _warp_to(array, displacement, order=order)
-            for array, order in zip(arrays, orders)
-        ]
-    elif np.any(offset):
-        top, left = (int(o) for o in offset)
-        window = (slice(top, top + output_shape[0]), slice(left, left + output_shape[1]))
-        arrays = _apply_to_all(arrays, lambda array: array[window])
+    arrays = _resample(arrays, displacement, offset, output_shape, config.image_order)
 
     # Fresh C-ordered copies: no output may share memory with an input.
     image, labels, weights, ignore = _apply_to_all(arrays, lambda array: np.array(array, order="C"))

@@ -20,76 +20,14 @@ import torch
 
 from ..config import TrainConfig
 from ..devices import autocast, is_out_of_memory, resolve_device, resolve_precision
-from ..events import Notice, PlaneDone, TrainFinished, TrainStep, Validation
-from ..inference.labels import labels_to_classes, probabilities_to_labels
+from ..events import Notice, TrainFinished, TrainStep, Validation
 from ..models import SegmentationModel, load_model
-from .annotations import (check_annotations, check_validation_pairs, prepare_annotations, training_scale,
-                          training_weight_map)
+from .annotations import check_annotations, check_validation_pairs, prepare_annotations, training_scale
 from .augment import AugmentConfig
 from .holdout import MIN_CELLS, better, score_held_out, split_held_out
 from .loss import make_optimizer, make_scheduler, train_mode, weighted_loss
 from .patches import PatchSampler
-
-
-def validate(model: SegmentationModel, pairs, config: TrainConfig, diameter: float | None = None) -> dict:
-    """AP@0.5, IoU and weighted loss of ``model`` on fully annotated ``(image, labels)`` pairs.
-
-    Images are predicted with their cells' ``diameter`` (the scale the model trains at).
-
-    Returns
-    -------
-    dict of str to float
-        ``loss`` (weighted cross entropy as in training), ``ap50`` (TP / (TP + FP + FN) at
-        IoU 0.5) and ``iou`` (foreground IoU), each the mean over the pairs.
-    """
-    from ..inference.segment import iter_segment
-    from ..metrics import evaluate
-
-    scores = {"loss": [], "ap50": [], "iou": []}
-    for image, truth in pairs:
-        # labelled as segment() labels them (the model's calibrated labelling), in one pass
-        # that also keeps the probabilities for the loss; never chunk by chunk (no probabilities)
-        done = [event for event in iter_segment(image, model, device=str(model.device), precision=config.precision,
-                                                diameter=diameter or model.diameter, keep_probabilities=True,
-                                                chunked_above=2**62)
-                if isinstance(event, PlaneDone)][0]
-        probabilities = done.probabilities
-        classes = labels_to_classes(truth)
-        weights = training_weight_map(truth, config=config)
-        picked = np.take_along_axis(probabilities, classes[None].astype(np.int64), axis=0)[0]
-        scores["loss"].append(float((-np.log(np.clip(picked, 1e-7, 1)) * weights).sum() / weights.sum()))
-        result = evaluate(done.labels, truth)
-        scores["ap50"].append(result["ap50"])
-        scores["iou"].append(result["iou"])
-    return {key: float(np.mean(values)) for key, values in scores.items()}
-
-
-def own_annotation_scores(model: SegmentationModel, annotations, device, precision: str) -> dict:
-    """How well ``model`` segments its own training annotations (inside their regions).
-
-    Returns ``cells`` (annotated cells), ``matched`` (of them found at IoU > 0.5) and
-    ``ap50``; the annotations' pixels are network input already (normalised, at the
-    training scale).
-    """
-    from ..inference.appearance import Appearance, IntensityRange
-    from ..inference.runner import TileRunner, TileSource, plan_tiling, predict_plane
-    from ..metrics import match_instances
-
-    identity = IntensityRange(low=0.0, high=1.0)
-    cells = matched = false = 0
-    for annotation in annotations:
-        plane = np.moveaxis(annotation.image, 0, -1)
-        source = TileSource(plane, Appearance(colour=True, inverted=False), identity, model.config.in_channels)
-        plan = plan_tiling(model.network, plane.shape[:2], device, precision, None, None, None)
-        probabilities = predict_plane(source, TileRunner(model, device, precision, plan.batch_size), plan,
-                                      model.config.out_channels)
-        found = np.where(annotation.annotated,
-                         probabilities_to_labels(probabilities, **dataclasses.asdict(model.labelling)), 0)
-        truth = annotation.labels
-        result = match_instances(found.astype(np.int64), truth.astype(np.int64), threshold=0.5)
-        cells, matched, false = cells + result.tp + result.fn, matched + result.tp, false + result.fp
-    total = cells + false
-    return {"cells": int(cells), "matched": int(matched), "ap50": float(matched / total) if total else 0.0}
+from .scores import own_annotation_scores, validate
 
 
 def _channel_names(checked, model: SegmentationModel) -> tuple[str, ...] | None:
@@ -252,6 +190,15 @@ class _Training:
             f"{problem} at step {step + 1} (learning rate {rate:.2g}); {kept}, the last with a finite "
             f"loss, were restored — try a lower learning rate"))
 
+    def before_training(self) -> Iterator[Validation | Notice]:
+        """The starting model on the held-out cells (what tuning must beat), or a Notice
+        that there were too few cells to hold any out."""
+        if self.held_out is not None:
+            yield self.validate(0)
+        elif not self.validation and self.config.holdout > 0:
+            yield Notice(step=0, message=f"fewer than {MIN_CELLS} annotated cells: none held out, so nothing "
+                                         "checks that fine-tuning helps (annotate more cells for that check)")
+
     @property
     def checks(self) -> bool:
         """Whether the run is scored as it goes (held-out images, or held-out cells)."""
@@ -393,11 +340,7 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     """
     config = config or TrainConfig()
     run = _Training(model, images, labels, regions, validation, config, augmentation, sampling)
-    if run.held_out is not None:
-        yield run.validate(0)  # the starting model on the held-out cells: what tuning must beat
-    elif not run.validation and config.holdout > 0:
-        yield Notice(step=0, message=f"fewer than {MIN_CELLS} annotated cells: none held out, so nothing checks "
-                                     "that fine-tuning helps (annotate more cells for that check)")
+    yield from run.before_training()
     done = 0
     while done < config.iterations:
         for event in run.step(done):
