@@ -298,3 +298,18 @@ def test_calibrate_labelling_undoes_cells_drawn_too_large_and_drops_specks(tiny_
     after = probabilities_to_labels(probabilities, **dataclasses.asdict(calibrated))
     assert average_precision(before, truth, thresholds=(0.75,))[0.75] < 0.5
     assert average_precision(after, truth, thresholds=(0.75,))[0.75] == 1.0
+
+
+def test_the_cells_recipe_reads_whole_cells_and_makes_synthetic_cells(annotated_folder, tmp_path):
+    from napari_unet.training.pretrain import RECIPES, _command, read_training_sources, synthetic_training_images
+
+    cells = dataclasses.replace(RECIPES["cells"], synthetic_images=3, synthetic_diameter=(40.0, 50.0))
+    other = _source_folder(tmp_path / "lab", "lab", [("n1", "a", "nuclei", ""), ("c1", "a", "cells", ""),
+                                                      ("c2", "b", "cells", "test")])
+    assert [s.id for s in read_training_sources(cells, [annotated_folder, other])] == ["c1"]
+    kinds = [kind for kind, *_ in synthetic_training_images(cells)]
+    assert kinds == ["cytoplasm", "membrane", "phase"]
+    assert "--recipe cells" in _command(cells) and "--shares" not in _command(cells)
+    assert dict(parse_shares("phase=0.6", cells.group_shares))["phase"] == 0.6
+    with pytest.raises(ValueError, match="unknown group 'stained'"):
+        parse_shares("stained=0.6", cells.group_shares)

@@ -184,6 +184,9 @@ def _add_other_parsers(commands) -> None:
                           help="annotated folder (images/, masks/, index.csv), e.g. DSB2018 or one that "
                                "benchmarks/data/build_*.py wrote (repeat for several; val and test splits are "
                                "never read)")
+    pretrain.add_argument("--recipe", choices=("nuclei", "cells"), default="nuclei",
+                          help="which shipped model to train: nuclei (the default; nucleus masks) or cells (whole-cell "
+                               "masks, working at 30 px cells); only the folders' images of that target are read")
     pretrain.add_argument("--exclude", action="append", metavar="SOURCE[/GROUP]",
                           help="never read this source or group of a source (kept whole for a leave-source-out "
                                "evaluation; repeatable)")

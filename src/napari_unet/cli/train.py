@@ -129,12 +129,12 @@ def command_finetune(args) -> int:
 def command_pretrain(args) -> int:
     import dataclasses
 
-    from ..training.pretrain import PretrainRecipe, iter_pretrain, parse_shares
+    from ..training.pretrain import RECIPES, iter_pretrain, parse_shares
 
-    recipe = PretrainRecipe(excluded=tuple(args.exclude or ()))
+    recipe = dataclasses.replace(RECIPES[args.recipe], excluded=tuple(args.exclude or ()))
     if args.shares is not None:
         try:
-            recipe = dataclasses.replace(recipe, group_shares=parse_shares(args.shares))
+            recipe = dataclasses.replace(recipe, group_shares=parse_shares(args.shares, recipe.group_shares))
         except ValueError as error:
             raise CommandError(f"--{error}") from None
     from ..jobs.finetune import MAX_STEPS

@@ -43,6 +43,10 @@ GROUP_SHARES = {"fluorescence": 0.40, "stained": 0.20, "brightfield": 0.10, "syn
 # splits of a source that training never reads (DSB2018's val, a source's own test images)
 UNREAD_SPLITS = ("val", "test")
 SYNTHETIC_MODALITIES = ("fluorescence", "brightfield", "stained", "fluorescence-colour")
+# the whole-cell recipe's shares: phase contrast (the only real whole-cell source it reads) and synthetic cells
+CELL_SHARES = {"phase": 0.45, "fluorescence": 0.15, "brightfield": 0.10, "synthetic": 0.30}
+# synthetic whole cells: napari_unet.synth styles, rendered as fluorescence (cytoplasm, membrane) or phase
+CELL_STYLES = ("cytoplasm", "membrane", "phase")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class PretrainRecipe:
     target: str = "nuclei"
     # sources ("SOURCE") or groups ("SOURCE/GROUP") never read: kept for evaluation
     excluded: tuple[str, ...] = ()
+    # synth styles of the synthetic images (whole cells); () renders nuclei in SYNTHETIC_MODALITIES
+    synthetic_styles: tuple[str, ...] = ()
     depth: int = 4
     base_channels: int = 16
     in_channels: int = 3
@@ -123,6 +129,14 @@ def _split_holdout(samples: list[AnnotatedImage], fraction: float, seed: int):
     return fit, held_out
 
 
+# the shipped models' recipes: ``napari-unet pretrain --recipe NAME``
+RECIPES = {
+    "nuclei": PretrainRecipe(),
+    "cells": PretrainRecipe(name="cells", target="cells", diameter=30.0, synthetic_styles=CELL_STYLES,
+                            synthetic_diameter=(15.0, 150.0), group_shares=tuple(CELL_SHARES.items())),
+}
+
+
 def is_excluded(row: dict, excluded) -> bool:
     """Whether an ``index.csv`` row (with its ``source``) is one of the ``excluded``
     sources ("SOURCE") or groups ("SOURCE/GROUP")."""
@@ -150,16 +164,20 @@ def synthetic_training_images(recipe: PretrainRecipe) -> list[tuple[str, np.ndar
     """Domain-randomised synthetic images: (modality, image, labels, object diameter)."""
     images = []
     low, high = np.log(recipe.synthetic_diameter)
+    kinds = recipe.synthetic_styles or SYNTHETIC_MODALITIES
     for index, rng in enumerate(np.random.default_rng([recipe.data_seed, 1]).spawn(recipe.synthetic_images)):
-        modality = SYNTHETIC_MODALITIES[index % len(SYNTHETIC_MODALITIES)]
+        kind = kinds[index % len(kinds)]
         diameter = float(np.exp(rng.uniform(low, high)))
         # about 256 px once the objects are brought to the model's diameter
         side = int(np.clip(round(256 * diameter / recipe.diameter), 128, 1024))
         radius = diameter / 2
-        config = SynthConfig(shape=(side, side), modality=modality, radius=(0.85 * radius, 1.15 * radius),
-                             coverage=(0.1, 0.5), blur=(0.3, 0.1 * diameter + 0.5))
+        sizes = dict(shape=(side, side), radius=(0.85 * radius, 1.15 * radius), blur=(0.3, 0.1 * diameter + 0.5))
+        if recipe.synthetic_styles:
+            config = SynthConfig.for_style(kind, **sizes)
+        else:
+            config = SynthConfig(modality=kind, coverage=(0.1, 0.5), **sizes)
         image, labels = synth_image(rng, config)
-        images.append((modality, image, labels, median_diameter(labels)))
+        images.append((kind, image, labels, median_diameter(labels)))
     return images
 
 
@@ -195,7 +213,8 @@ def training_images(recipe: PretrainRecipe, data) -> TrainingData:
         "sources": {source: sum(s.source == source for s in real) for source in sorted({s.source for s in real})},
         "fit_ids": [image_key(s) for s in fit], "held_out_ids": [image_key(s) for s in held_out],
         "synthetic": {"generator": "napari_unet.synth", "images": recipe.synthetic_images,
-                      "modalities": list(SYNTHETIC_MODALITIES), "diameter": list(recipe.synthetic_diameter),
+                      "modalities": list(recipe.synthetic_styles or SYNTHETIC_MODALITIES),
+                      "diameter": list(recipe.synthetic_diameter),
                       "seed": recipe.data_seed},
     }
     return TrainingData(fit_images, [convert(s, s.modality) for s in held_out], held_out, description)
@@ -206,15 +225,15 @@ def image_key(sample: AnnotatedImage) -> str:
     return f"{sample.source}/{sample.id}"
 
 
-def parse_shares(text: str) -> tuple[tuple[str, float], ...]:
-    """``"stained=0.35,synthetic=0.2"`` -> the recipe's group shares with those replaced
-    (the groups left out keep their default share)."""
-    shares = dict(GROUP_SHARES)
+def parse_shares(text: str, defaults=tuple(GROUP_SHARES.items())) -> tuple[tuple[str, float], ...]:
+    """``"stained=0.35,synthetic=0.2"`` -> the recipe's group shares (``defaults``) with those
+    replaced (the groups left out keep their default share)."""
+    shares = dict(defaults)
     for item in filter(None, (part.strip() for part in text.split(","))):
         group, _, value = item.partition("=")
         group = group.strip()
         if group not in shares:
-            raise ValueError(f"shares: unknown group {group!r} in {text!r} (groups: {', '.join(GROUP_SHARES)})")
+            raise ValueError(f"shares: unknown group {group!r} in {text!r} (groups: {', '.join(dict(defaults))})")
         try:
             share = float(value)
         except ValueError:
@@ -337,13 +356,15 @@ def _save(model: SegmentationModel, out, recipe: PretrainRecipe, description: di
 
 def _command(recipe: PretrainRecipe, init=None) -> str:
     """The ``napari-unet pretrain`` command line that repeats ``recipe`` (from ``init``)."""
-    train, default = recipe.train, PretrainRecipe().train
+    base = RECIPES.get(recipe.name, PretrainRecipe())
+    train, default = recipe.train, base.train
     schedule = ("" if train.minutes is None else f"--minutes {train.minutes:g} ") + f"--iterations {train.iterations}"
     return (f"napari-unet pretrain --data DIR --out {recipe.name}.safetensors {schedule} "
+            + ("" if recipe.name == "nuclei" else f"--recipe {recipe.name} ")
             + "".join(f"--exclude {item} " for item in recipe.excluded)
             + f"--learning-rate {train.learning_rate:g} --seed {train.seed} --precision {train.precision}"
             + (f" --batch-size {train.batch_size}" if train.batch_size != default.batch_size else "")
             + (f" --patch-size {train.patch_size}" if train.patch_size != default.patch_size else "")
-            + ("" if dict(recipe.group_shares) == GROUP_SHARES else
+            + ("" if recipe.group_shares == base.group_shares else
                " --shares " + ",".join(f"{g}={v:g}" for g, v in recipe.group_shares))
             + (f" --init {Path(init).name}" if init is not None else ""))
