@@ -75,10 +75,15 @@ class BatchWidget(WorkerOwner, ScrollingDock):
         sources = {layer.name: getattr(layer.source, "path", None) for layer in layers}
         return label_paths(sources, folder=typed or None, ask=self.ask_folder)
 
-    def run(self, *_) -> None:
-        """Check the inputs (explained before anything starts), then segment in a worker."""
+    def config(self):
+        """The SegmentConfig the widget's values say (each image's axes are added per image)."""
         from ..config import SegmentConfig
 
+        return SegmentConfig(device=self.device.value, precision=self.precision.value, seeds=self.split.value,
+                             flips=self.flips.value, **self.labelling.options(), **self.image_options.options())
+
+    def run(self, *_) -> None:
+        """Check the inputs (explained before anything starts), then segment in a worker."""
         layers = list(self.images.value) or self.source_layers()
         try:
             if not layers:
@@ -87,9 +92,7 @@ class BatchWidget(WorkerOwner, ScrollingDock):
             targets = self.save_paths(layers) if self.save.value else {}
             if targets is None:
                 raise ValueError("no folder chosen for the TIFF files: choose a folder (or untick 'save')")
-            config = SegmentConfig(device=self.device.value, precision=self.precision.value, seeds=self.split.value,
-                                   flips=self.flips.value, **self.labelling.options(),
-                                   **self.image_options.options())
+            config = self.config()
             model = self.model.load(config.device)
         except (ValueError, TypeError, OSError) as error:
             report_error(error, "Batch segment", self.controls.status)
