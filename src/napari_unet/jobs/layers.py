@@ -1,6 +1,7 @@
 """Segment images held in memory (napari layers): labels previewed tile by tile, batches of
 images, and where their labels are saved. Qt-free: the widgets run these in a worker and
-only put what they yield into layers."""
+only put what they yield into layers. The inference modules (and with them torch) are
+imported when a job runs, not when a widget module is loaded."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ import numpy as np
 
 from ..events import (BatchProgress, ImageLabelled, ImageRead, Notice, PlaneDone, PlaneLabelled, SegmentDone,
                       TileDone, TilePainted)
-from ..inference.labels import probabilities_to_labels
-from ..inference.layout import describe_image
-from ..inference.rescale import resample_nearest
-from ..inference.segment import iter_segment
 
 
 def segment_with_previews(image, model, config, focus, planes, keep_probabilities: bool):
@@ -25,6 +22,10 @@ def segment_with_previews(image, model, config, focus, planes, keep_probabilitie
     Tiles are labelled on their own for a quick look; every plane's final labels come from
     :func:`napari_unet.iter_segment`, so the end result is exactly the blocking API's.
     """
+    from ..inference.labels import probabilities_to_labels
+    from ..inference.rescale import resample_nearest
+    from ..inference.segment import iter_segment
+
     # the model's labelling as the final labels use it, but no size filter on a cut-off tile
     preview = dataclasses.replace(config.labelling(model.labelling), min_size=0)
     offset = 0
@@ -53,6 +54,9 @@ def segment_batch(items, model, config):
     Yields a BatchProgress after every plane (a widget's cancel takes effect there), an
     ImageLabelled after every image, and the images' Notices (named after the image).
     """
+    from ..inference.layout import describe_image
+    from ..inference.segment import iter_segment
+
     total = sum(describe_image(image, axes=axes).planes for _, image, axes in items)
     done = 0
     for name, image, axes in items:
