@@ -1,0 +1,91 @@
+"""Z stacks: 3-D objects scored in 3-D, on real annotated stacks.
+
+    python benchmarks/stacks.py --data data/gonuclear_mini            # the table in docs/benchmarks.md
+    python benchmarks/stacks.py --data data/gonuclear_mini --model out/nuclei-v2.safetensors
+
+A folder of ``images/<id>.tif`` and ``masks/<id>.tif`` (Z, Y, X) with 3-D instance labels
+(``benchmarks/data/build_gonuclear_mini.py`` writes one). Each stack is segmented as a Z
+stack (``axes="ZYX"``) and scored with 3-D objects: AP@tau = TP / (TP + FP + FN) at a 3-D
+IoU > tau. Methods: every ``--stitch`` mode with the diameter estimated and given (the
+stacks' median xy diameter), and the planes labelled on their own (``stitch=False``) as the
+floor: each plane's outline a separate object. Nothing is asserted; the numbers go into
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+import napari_unet as nu
+from napari_unet.metrics import match_instances
+
+
+def xy_diameter(labels: np.ndarray) -> float:
+    """Median over the objects of the equivalent diameter of their largest plane section."""
+    largest = {}
+    for plane in labels:
+        ids, counts = np.unique(plane[plane > 0], return_counts=True)
+        for index, count in zip(ids, counts):
+            largest[index] = max(largest.get(index, 0), count)
+    return float(np.median(2 * np.sqrt(np.array(list(largest.values())) / np.pi)))
+
+
+def anisotropy(row: dict) -> float:
+    """Z step over the xy pixel size, from the index's ``voxel_size_zyx_um`` (1 when unknown)."""
+    sizes = [float(v) for v in (row.get("voxel_size_zyx_um") or "").split()]
+    return sizes[0] / sizes[-1] if len(sizes) == 3 else 1.0
+
+
+def score(labels: np.ndarray, truth: np.ndarray) -> dict:
+    return {tau: (lambda m: m.tp / max(1, m.tp + m.fp + m.fn))(match_instances(labels.astype(np.int64),
+                                                                              truth.astype(np.int64),
+                                                                              threshold=tau))
+            for tau in (0.5, 0.75)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data/gonuclear_mini"))
+    parser.add_argument("--model", default="nuclei")
+    args = parser.parse_args()
+    model = nu.load_model(args.model, device="cpu")
+    rows = list(csv.DictReader(open(args.data / "index.csv")))
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, model {args.model}, "
+          f"{len(rows)} stacks")
+    results = []
+    for row in rows:
+        image = tifffile.imread(args.data / "images" / f"{row['id']}.tif")
+        truth = tifffile.imread(args.data / "masks" / f"{row['id']}.tif")
+        diameter = xy_diameter(truth)
+        methods = {
+            "planes on their own": dict(stitch=False),
+            "linked planes (estimated size)": dict(),
+            "linked planes (true size)": dict(diameter=diameter),
+        }
+        for name, options in methods.items():
+            start = time.perf_counter()
+            labels = nu.segment(image, model, axes="ZYX", device="cpu", **options)
+            seconds = time.perf_counter() - start
+            objects = len(np.unique(labels)) - 1
+            results.append((row["id"], name, score(labels, truth), objects, int(truth.max()), seconds))
+            print(f"{row['id']} {name}: AP@0.5 {results[-1][2][0.5]:.3f}, {objects} objects "
+                  f"({int(truth.max())} true), {seconds:.1f} s", flush=True)
+    print("\n| method | " + " | ".join(row["id"] for row in rows) + " | mean AP@0.5 | mean AP@0.75 |")
+    print("|---|" + "---|" * (len(rows) + 2))
+    for name in dict.fromkeys(r[1] for r in results):
+        mine = [r for r in results if r[1] == name]
+        cells = " | ".join(f"{r[2][0.5]:.3f} ({r[3]}/{r[4]})" for r in mine)
+        print(f"| {name} | {cells} | {np.mean([r[2][0.5] for r in mine]):.3f} | "
+              f"{np.mean([r[2][0.75] for r in mine]):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
