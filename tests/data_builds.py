@@ -3,7 +3,10 @@ as a module and make a small git repository in a source's layout."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +57,13 @@ def tif_bytes(array) -> bytes:
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, array)
     return buffer.getvalue()
+
+
+def build(module, git_dir, commit, out) -> dict[str, dict]:
+    """Run a build script's command line on a repository at ``commit``; its index rows by id."""
+    source = dataclasses.replace(module.SOURCE, commit=commit)
+    assert module.build_main(source, module.samples, ["--git-dir", str(git_dir), "--out", str(out)]) == 0
+    with open(out / "index.csv", newline="") as stream:
+        rows = {row["id"]: row for row in csv.DictReader(stream)}
+    assert json.loads((out / "SOURCE.json").read_text())["commit"] == commit
+    return rows

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from data_builds import load_build, make_repository, png_bytes, tif_bytes
+from data_builds import build as _build, load_build, make_repository, png_bytes, tif_bytes
 from napari_unet.datasets import read_annotated
 
 
@@ -20,13 +20,6 @@ def _blobs(shape, boxes, values=None, dtype=np.uint16):
     return labels
 
 
-def _build(module, git_dir, commit, out):
-    source = dataclasses.replace(module.SOURCE, commit=commit)
-    assert module.build_main(source, module.samples, ["--git-dir", str(git_dir), "--out", str(out)]) == 0
-    with open(out / "index.csv", newline="") as stream:
-        rows = {row["id"]: row for row in csv.DictReader(stream)}
-    assert json.loads((out / "SOURCE.json").read_text())["commit"] == commit
-    return rows
 
 
 def test_coelho2009_pairs_images_with_labels_per_collection(tmp_path):

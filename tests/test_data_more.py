@@ -2,25 +2,15 @@
 (``benchmarks/data/build_{wbc_zheng2018,pfc_neurons,isbi2014_cervix}.py``), run on tiny repositories
 written in each source's own file layout, so no real data is needed."""
 
-import csv
-import dataclasses
-import json
 
 import imageio.v3 as iio
 import numpy as np
 import tifffile
 
-from data_builds import load_build, make_repository, png_bytes
+from data_builds import build as _build, load_build, make_repository, png_bytes
 from napari_unet.datasets import read_annotated
 
 
-def _build(module, git_dir, commit, out):
-    source = dataclasses.replace(module.SOURCE, commit=commit)
-    assert module.build_main(source, module.samples, ["--git-dir", str(git_dir), "--out", str(out)]) == 0
-    with open(out / "index.csv", newline="") as stream:
-        rows = {row["id"]: row for row in csv.DictReader(stream)}
-    assert json.loads((out / "SOURCE.json").read_text())["commit"] == commit
-    return rows
 
 
 def _mask(out, name):

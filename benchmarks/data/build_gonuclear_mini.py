@@ -16,7 +16,6 @@ Needs ``h5py`` (not a napari-unet dependency: ``pip install h5py``).
     python benchmarks/data/build_gonuclear_mini.py --git-dir /path/to/go-nuclear/.git
 """
 
-import argparse
 import csv
 import io
 import json
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from sources import DATA_ROOT, GitTree, Source  # noqa: E402
+from sources import GitTree, Source, build_arguments  # noqa: E402
 
 SOURCE = Source(
     name="gonuclear_mini",
@@ -137,12 +136,7 @@ def write_stacks(out, source: Source, items) -> list[dict]:
 
 
 def main(argv=None, source: Source = SOURCE) -> int:
-    parser = argparse.ArgumentParser(description=f"Build the {source.name} 3-D folder from "
-                                                 f"github.com/{source.repository} at commit {source.commit[:10]}")
-    parser.add_argument("--git-dir", required=True, help="git directory of a clone of the source repository")
-    parser.add_argument("--out", default=str(DATA_ROOT / source.name), help="folder to write (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many stacks")
-    args = parser.parse_args(argv)
+    args = build_arguments(source, "3-D folder", "stacks", argv)
     tree = GitTree(args.git_dir, source.commit)
     rows = write_stacks(args.out, source, stacks(tree, args.limit))
     print(f"{source.name}: {len(rows)} stacks, {sum(r['n_objects'] for r in rows)} objects -> {args.out}")

@@ -218,15 +218,20 @@ def write_dataset(out, source: Source, samples: Iterable[Sample], *, min_objects
     return rows
 
 
-def build_main(source: Source, samples, argv=None) -> int:
-    """The command line of a build script: ``--git-dir DIR [--out FOLDER] [--limit N]``;
-    ``samples(tree, limit)`` yields the source's :class:`Sample` objects."""
-    parser = argparse.ArgumentParser(description=f"Build the {source.name} annotated folder from "
+def build_arguments(source: Source, what: str, items: str, argv=None) -> argparse.Namespace:
+    """``--git-dir DIR [--out FOLDER] [--limit N]``, the options of every build script."""
+    parser = argparse.ArgumentParser(description=f"Build the {source.name} {what} from "
                                                  f"github.com/{source.repository} at commit {source.commit[:10]}")
     parser.add_argument("--git-dir", required=True, help="git directory of a clone of the source repository")
     parser.add_argument("--out", default=str(DATA_ROOT / source.name), help="folder to write (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many images (a quick look)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--limit", type=int, default=None, help=f"at most this many {items} (a quick look)")
+    return parser.parse_args(argv)
+
+
+def build_main(source: Source, samples, argv=None) -> int:
+    """The command line of a build script: ``--git-dir DIR [--out FOLDER] [--limit N]``;
+    ``samples(tree, limit)`` yields the source's :class:`Sample` objects."""
+    args = build_arguments(source, "annotated folder", "images", argv)
     tree = GitTree(args.git_dir, source.commit)
     rows = write_dataset(args.out, source, samples(tree, args.limit))
     groups = sorted({row["group"] for row in rows})
