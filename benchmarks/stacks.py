@@ -1,12 +1,12 @@
 """Z stacks: 3-D objects scored in 3-D, on real annotated stacks.
 
     python benchmarks/stacks.py --data data/gonuclear_mini            # the table in docs/benchmarks.md
-    python benchmarks/stacks.py --data data/gonuclear_mini --model out/nuclei-v2.safetensors
+    python benchmarks/stacks.py --data data/gonuclear_mini --model checkpoints/nuclei-v2.safetensors
 
 A folder of ``images/<id>.tif`` and ``masks/<id>.tif`` (Z, Y, X) with 3-D instance labels
 (``benchmarks/data/build_gonuclear_mini.py`` writes one). Each stack is segmented as a Z
 stack (``axes="ZYX"``) and scored with 3-D objects: AP@tau = TP / (TP + FP + FN) at a 3-D
-IoU > tau. Methods: every ``--stitch`` mode with the diameter estimated and given (the
+IoU > tau. Methods: planes linked into 3-D objects with the diameter estimated and given (the
 stacks' median xy diameter), and the planes labelled on their own (``stitch=False``) as the
 floor: each plane's outline a separate object. Nothing is asserted; the numbers go into
 docs/benchmarks.md.
@@ -25,7 +25,7 @@ import tifffile
 import torch
 
 import napari_unet as nu
-from napari_unet.metrics import match_instances
+from napari_unet.metrics import average_precision
 
 
 def xy_diameter(labels: np.ndarray) -> float:
@@ -36,19 +36,6 @@ def xy_diameter(labels: np.ndarray) -> float:
         for index, count in zip(ids, counts):
             largest[index] = max(largest.get(index, 0), count)
     return float(np.median(2 * np.sqrt(np.array(list(largest.values())) / np.pi)))
-
-
-def anisotropy(row: dict) -> float:
-    """Z step over the xy pixel size, from the index's ``voxel_size_zyx_um`` (1 when unknown)."""
-    sizes = [float(v) for v in (row.get("voxel_size_zyx_um") or "").split()]
-    return sizes[0] / sizes[-1] if len(sizes) == 3 else 1.0
-
-
-def score(labels: np.ndarray, truth: np.ndarray) -> dict:
-    return {tau: (lambda m: m.tp / max(1, m.tp + m.fp + m.fn))(match_instances(labels.astype(np.int64),
-                                                                              truth.astype(np.int64),
-                                                                              threshold=tau))
-            for tau in (0.5, 0.75)}
 
 
 def main() -> None:
@@ -75,7 +62,8 @@ def main() -> None:
             labels = nu.segment(image, model, axes="ZYX", device="cpu", **options)
             seconds = time.perf_counter() - start
             objects = len(np.unique(labels)) - 1
-            results.append((row["id"], name, score(labels, truth), objects, int(truth.max()), seconds))
+            ap = average_precision(labels.astype(np.int64), truth.astype(np.int64))
+            results.append((row["id"], name, ap, objects, int(truth.max()), seconds))
             print(f"{row['id']} {name}: AP@0.5 {results[-1][2][0.5]:.3f}, {objects} objects "
                   f"({int(truth.max())} true), {seconds:.1f} s", flush=True)
     print("\n| method | " + " | ".join(row["id"] for row in rows) + " | mean AP@0.5 | mean AP@0.75 |")
