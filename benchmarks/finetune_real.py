@@ -2,6 +2,8 @@
 
     python benchmarks/finetune_real.py --data ../shared/data/dsb2018          # the docs table
     python benchmarks/finetune_real.py --data ../shared/data/dsb2018 --cells 10 --groups stained
+    python benchmarks/finetune_real.py --experiments --data data/coelho2009 --data data/ctc_fluo_nuclei \
+        --groups coelho2009/gnf-U2OS,ctc_fluo_nuclei/Fluo-N2DL-HeLa --cells 20 --scratch-at 0   # new sources
 
 For each group of the DSB2018 ``val`` split (fluorescence with small and with large nuclei,
 stained, brightfield), the image with the most nuclei is the one a user annotates; the
@@ -20,6 +22,12 @@ rest of the annotated image (its largest strip beside the annotated rectangle), 
 against zero-shot. The groups mix many experiments (cell lines, microscopes), so the other
 images are mostly *unlike* the annotated one; the rest of the image is like it. Nothing
 here is asserted.
+
+With ``--experiments`` the groups are the experiments of the folders' index (``SOURCE/GROUP``,
+the sources no model was trained on): the image of the experiment with the most objects is
+annotated and up to ``--scored`` other images of the same experiment are scored, the
+protocol of the fine-tuning issue (<= 20 cells, <= 2 minutes). ``--target cells`` reads the
+whole-cell images (with a cells model).
 """
 
 from __future__ import annotations
@@ -110,7 +118,7 @@ def train(start_model, image, labels, region, minutes: float, options: dict, scr
 
 
 def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, scratch_at,
-              options: dict) -> list[dict]:
+              options: dict, compare_at: int = COMPARE_PLACEMENT_AT) -> list[dict]:
     chosen = max(samples, key=lambda s: len(np.unique(s.labels)))
     image, labels = chosen.image, chosen.labels
     scored = [s for s in samples if s is not chosen]
@@ -125,7 +133,7 @@ def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, sc
         runs = [("fine-tuned", "uncertainty", model)]
         if cells in scratch_at:  # the same cells and minutes, starting from random weights
             runs.append(("from scratch", "uncertainty", scratch_model))
-        if cells == COMPARE_PLACEMENT_AT:  # the same number of cells placed at random
+        if cells == compare_at:  # the same number of cells placed at random
             runs.append(("fine-tuned", "random", model))
         for method, placement, initial in runs:
             region = region_with_cells(labels, places[placement], cells)
@@ -139,13 +147,31 @@ def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, sc
     return rows
 
 
+def experiment_groups(args) -> dict[str, list]:
+    """``SOURCE/GROUP`` -> its images, from every --data folder (any split)."""
+    samples = [s for folder in args.data for s in read_annotated(folder, target=args.target)]
+    found: dict[str, list] = {}
+    for sample in samples:
+        found.setdefault(f"{sample.source}/{sample.group}", []).append(sample)
+    wanted = args.groups.split(",") if args.groups else [name for name, group in found.items() if len(group) > 1]
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise SystemExit(f"error: no images of {', '.join(missing)} (found: {', '.join(found)})")
+    return {name: found[name] for name in wanted}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
+    parser.add_argument("--data", type=Path, action="append", help="annotated folder (repeat with --experiments; "
+                        "default: ../shared/data/dsb2018)")
+    parser.add_argument("--experiments", action="store_true",
+                        help="--groups are SOURCE/GROUP experiments of the folders' index, all splits read")
+    parser.add_argument("--target", default="nuclei", help="with --experiments: nuclei or cells images")
     parser.add_argument("--model", default="nuclei")
     parser.add_argument("--cells", default="5,10,20,40")
     parser.add_argument("--minutes", type=float, default=2.0)
-    parser.add_argument("--groups", default=",".join(GROUPS))
+    parser.add_argument("--groups", default=None, help="DSB2018 groups (default: all four) or, with --experiments, "
+                        "SOURCE/GROUP experiments (default: every one with two or more images)")
     parser.add_argument("--scratch-at", default="20", help="cell counts at which a network is also trained from scratch")
     parser.add_argument("--scored", type=int, default=8, help="at most this many scored images per group")
     parser.add_argument("--split", default="val", help="images to annotate and score (choose defaults on train)")
@@ -153,6 +179,8 @@ def main() -> None:
                         help="peak fine-tuning rate (default: TrainConfig's, %(default)g)")
     parser.add_argument("--anchor", type=float, default=nu.TrainConfig().anchor,
                         help="pull toward the shipped weights (default: TrainConfig's, %(default)g)")
+    parser.add_argument("--compare-placement-at", type=int, default=COMPARE_PLACEMENT_AT,
+                        help="cell count at which randomly placed cells are also tried (0: never)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     model = nu.load_model(args.model, device="cpu")
@@ -160,15 +188,16 @@ def main() -> None:
     scratch = nu.create_model("unet", depth=model.config.depth, base_channels=model.config.base_channels,
                               in_channels=model.config.in_channels)
     scratch.diameter, scratch.diameter_bias = model.diameter, model.diameter_bias
-    val = read_annotated(args.data, split=args.split)
+    groups = experiment_groups(args) if args.experiments else {
+        name: [s for s in read_annotated((args.data or [Path("../shared/data/dsb2018")])[0], split=args.split)
+               if GROUPS[name](s)] for name in (args.groups or ",".join(GROUPS)).split(",")}
     rows = []
-    for name in args.groups.split(","):
-        samples = [s for s in val if GROUPS[name](s)]
+    for name, samples in groups.items():
         chosen = max(samples, key=lambda s: len(np.unique(s.labels)))
         samples = [chosen] + [s for s in samples if s is not chosen][:args.scored]
         rows += run_group(name, samples, model, scratch, [int(c) for c in args.cells.split(",")], args.minutes,
                           np.random.default_rng(0), [int(c) for c in args.scratch_at.split(",")],
-                          {"learning_rate": args.learning_rate, "anchor": args.anchor})
+                          {"learning_rate": args.learning_rate, "anchor": args.anchor}, args.compare_placement_at)
     print("\n| group | method | placement | cells | AP@0.5 other images | AP@0.5 rest of the image (zero-shot) "
           "| minutes |\n|---|---|---|---|---|---|---|")
     for row in rows:

@@ -87,6 +87,13 @@ def test_a_z_stack_gives_each_nucleus_one_id_through_its_planes(widget, viewer, 
     assert widget.controls.status.value.endswith(f"done, {count_cells(first)} cells")
 
 
+def test_a_z_stacks_layer_scale_is_its_z_step(widget, viewer):
+    image = viewer.layers["nuclei"].data
+    stack = viewer.add_image(np.stack([image, image]), name="scaled stack", scale=(2.0, 0.5, 0.5))
+    assert widget.config(stack).z_step == 4.0  # 2 um planes of 0.5 um pixels
+    assert widget.config(viewer.layers["nuclei"]).z_step is None
+
+
 def test_rgb_images_are_segmented(widget, viewer, qtbot, trained_model):
     grey = viewer.layers["nuclei"].data
     rgb = np.stack([grey, grey // 2, grey // 3], axis=-1)

@@ -19,6 +19,7 @@ UPSAMPLINGS = ("transpose", "bilinear")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CLASS_NAMES = ("background", "interior", "boundary")
 SEEDS = ("distance", "interior")
+Z_LABELLINGS = ("volume", "link")
 # axis letters an image may be described with (napari_unet.inference.layout)
 AXES_LETTERS = "TZCYX"
 
@@ -42,9 +43,8 @@ class ModelConfig:
     Parameters
     ----------
     arch : str
-        A name of :data:`napari_unet.models.registry.ARCHITECTURES` ("unet",
-        "unetplusplus"); checked, with ``deep_supervision``, when the network is built.
-        U-Net (Ronneberger et al. 2015) or UNet++ (Zhou et al. 2018).
+        A name of :data:`napari_unet.models.registry.ARCHITECTURES`: "unet" (Ronneberger et
+        al. 2015) or "unetplusplus" (Zhou et al. 2018); checked when the network is built.
     depth : int
         Number of 2x2 poolings (the paper uses 4).
     base_channels : int
@@ -56,8 +56,7 @@ class ModelConfig:
     padding : {"valid", "same"}
         "valid" (unpadded) convolutions as in the paper, or zero-padded "same" ones.
     upsampling : {"transpose", "bilinear"}
-        Learned 2x2 transposed convolution, or bilinear interpolation followed by a 1x1
-        convolution that halves the channels.
+        Learned 2x2 transposed convolution, or bilinear interpolation and a 1x1 convolution.
     batch_norm : bool
         Batch normalisation after every 3x3 convolution.
     dropout : float
@@ -111,10 +110,8 @@ class Normalization:
 
 @dataclass(frozen=True)
 class Labelling:
-    """How a model's class probabilities become instance labels; stored in model files and
-    calibrated for each pretrained model on held-out annotated images
-    (:func:`napari_unet.training.calibrate.calibrate_labelling`). :class:`SegmentConfig`
-    fields left at None take these values.
+    """How a model's class probabilities become instance labels: stored in model files,
+    calibrated on held-out images (:func:`napari_unet.training.calibrate.calibrate_labelling`).
 
     Parameters
     ----------
@@ -226,23 +223,19 @@ class PredictConfig(_Replaceable):
 
 @dataclass(frozen=True)
 class SegmentConfig(PredictConfig):
-    """:class:`PredictConfig` plus how probabilities become instance labels.
+    """:class:`PredictConfig` plus how probabilities become instance labels. The four
+    labelling fields left at None take the model's calibrated values (:class:`Labelling`).
 
     Parameters
     ----------
-    threshold : float, optional
-        Interior probability threshold in (0, 1): the seeds of the cells. None: the model's
-        calibrated value (``model.labelling``, :class:`Labelling`).
-    foreground : float, optional
-        Foreground probability threshold in (0, 1): higher draws cells tighter. None: the
-        model's calibrated value.
+    threshold, foreground : float, optional
+        Interior (the seeds of the cells) and foreground probability thresholds in (0, 1);
+        a higher foreground threshold draws cells tighter.
     split_depth : float, optional
         How much thinner (pixels at the model's scale) the neck between two touching
         cells must be than the smaller cell for them to be split: larger merges more.
-        None: the model's calibrated value.
     min_size : int, optional
-        Objects with fewer pixels (of the input) are removed; None: the model's calibrated
-        size at its own scale.
+        Objects with fewer pixels (of the input; voxels for a volume) are removed.
     seeds : {"distance", "interior"}
         How touching cells are split: at the neck between them, or only along a predicted
         boundary (rods, filaments). See :func:`napari_unet.probabilities_to_labels`.
@@ -250,8 +243,14 @@ class SegmentConfig(PredictConfig):
         Pixels (at the model's scale) each chunk borrows from its neighbours when labels
         are computed chunk by chunk; larger than the largest cell.
     stitch : bool
-        Link the cells of a Z stack's planes into 3-D objects (ids that follow each cell
-        through the planes); time series (T) are always labelled frame by frame.
+        Give a Z stack 3-D objects (one id per cell through the planes); False labels each
+        plane on its own. Time series (T) are always labelled frame by frame.
+    z_labelling : {"volume", "link"}
+        3-D objects from the planes' probabilities labelled as one volume (3-D watershed), or
+        each plane's cells linked to the next plane's by overlap (also for chunked planes).
+    z_step : float, optional
+        Z spacing in pixels of the planes (voxel depth / width); None: a file's voxel size, a
+        napari layer's scale, else 1.
     """
 
     threshold: float | None = None
@@ -261,6 +260,8 @@ class SegmentConfig(PredictConfig):
     seeds: str = "distance"
     overlap: int = 64
     stitch: bool = True
+    z_labelling: str = "volume"
+    z_step: float | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -271,6 +272,8 @@ class SegmentConfig(PredictConfig):
         check_choice("seeds", self.seeds, SEEDS)
         check_positive_int("overlap", self.overlap, minimum=0)
         check_bool("stitch", self.stitch)
+        check_choice("z_labelling", self.z_labelling, Z_LABELLINGS)
+        check_positive_number("z_step", self.z_step, optional=True)
 
     def labelling(self, calibrated: Labelling, factor: float = 1.0) -> Labelling:
         """The labelling settings in force: ``calibrated`` (the model's) with the fields
@@ -312,8 +315,7 @@ class TrainConfig(_Replaceable):
     patch_size : int
         Output size of a training patch in pixels; the input adds the network's context.
     w0, sigma : float
-        Border weight map of the U-Net paper (eq. 2): height w0 >= 0, width sigma > 0 in
-        pixels.
+        Border weight map of the U-Net paper (eq. 2): height w0 >= 0, width sigma > 0 px.
     class_balance : bool
         Multiply in the class-frequency weights w_c.
     augment : bool
@@ -337,11 +339,9 @@ class TrainConfig(_Replaceable):
         will show them. None: the median diameter of the annotated cells.
     anchor : float
         Pull toward the starting weights (>= 0): after every step each weight moves back
-        toward its value before fine-tuning by ``learning rate x anchor`` of the distance
-        (a decoupled L2-SP penalty), so a few cells adapt the model without making it
-        forget what it saw in pretraining. 0: no pull. A model with no training history
-        (random weights) is never pulled back. The default was chosen on the DSB2018
-        ``train`` split (docs/benchmarks.md).
+        toward its start by ``learning rate x anchor`` of the distance (decoupled L2-SP), so
+        a few cells adapt the model without it forgetting its pretraining. 0: no pull; never
+        for random weights. Default chosen on the DSB2018 ``train`` split (docs/benchmarks.md).
     holdout, keep_worse : float, bool
         Without validation images, a share (0-0.5) of the annotated cells (6 or more) is
         held out and scored as training goes (:mod:`napari_unet.training.holdout`); the

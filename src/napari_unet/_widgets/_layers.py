@@ -79,6 +79,14 @@ def image_data(layer):
     return layer.data[0] if layer.multiscale else layer.data
 
 
+def layer_z_step(layer, axes: str) -> float | None:
+    """A Z stack layer's z spacing in pixels of its planes (its scale: z over x); else None."""
+    scale = [float(value) for value in layer.scale]
+    if "Z" not in axes or len(scale) < 3 or not scale[-1] > 0 or not scale[-3] > 0:
+        return None
+    return scale[-3] / scale[-1]
+
+
 def layer_axes(viewer, layer) -> str:
     """Axis letters of an image layer for the core: colour is "YXC"; a third axis is planes,
     time ("TYX") when the viewer labels that axis t or time, else Z."""

@@ -75,8 +75,13 @@ def _add_segment_parser(commands) -> None:
     segment.add_argument("--save-outlines", action="store_true",
                          help="also write <name>_outlines.txt: one line per cell (and plane), 'label: x1,y1,x2,y2,...'")
     segment.add_argument("--no-stitch", dest="stitch", action="store_false",
-                         help="label every plane of a Z stack on its own (default: link the planes' cells into "
-                              "3-D objects; time series are always labelled frame by frame)")
+                         help="label every plane of a Z stack on its own (default: 3-D objects; time series "
+                              "are always labelled frame by frame)")
+    segment.add_argument("--z-labelling", choices=("volume", "link"), default="volume",
+                         help="how a Z stack's 3-D objects are made: its planes' probabilities labelled as one "
+                              "volume (default), or each plane's cells linked to the next plane's by overlap")
+    segment.add_argument("--z-step", type=positive_float, help="z spacing of a stack in pixels of its planes (voxel depth / "
+                                                      "pixel width; default: the file's voxel size, else 1)")
     segment.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
                                                        "(default: the model's calibrated size at its scale)")
     segment.add_argument("--threshold", type=float,

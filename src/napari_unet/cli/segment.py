@@ -56,7 +56,7 @@ def _config(args) -> SegmentConfig:
                          device="cpu" if args.scheduler else args.device, precision=args.precision,
                          prune_level=args.prune_level, flips=args.flips, min_size=args.min_size,
                          threshold=args.threshold, foreground=args.foreground, split_depth=args.split_depth,
-                         seeds=args.seeds, stitch=args.stitch)
+                         seeds=args.seeds, stitch=args.stitch, z_labelling=args.z_labelling, z_step=args.z_step)
 
 
 def _precision_notice(config: SegmentConfig) -> None:

@@ -83,7 +83,7 @@ def sequential_labels(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
 def probabilities_to_labels(probabilities, *, threshold: float = Labelling.threshold,
                             min_size: int = DEFAULT_MIN_SIZE, seeds: str = DEFAULT_SEEDS,
                             foreground: float | None = None,
-                            split_depth: float = Labelling.split_depth) -> np.ndarray:
+                            split_depth: float = Labelling.split_depth, z_step: float | None = None) -> np.ndarray:
     """Class probabilities -> instance labels that separate touching cells.
 
     Foreground is where the foreground probability (1 - background) > ``foreground``
@@ -100,7 +100,10 @@ def probabilities_to_labels(probabilities, *, threshold: float = Labelling.thres
       all the way across: choose it for long, bent or branched cells (rods, filaments)
       that a neck does not divide.
 
-    Foreground blobs without a seed become cells of their own; stacks go plane by plane.
+    Foreground blobs without a seed become cells of their own. Stacks go plane by plane,
+    or as one volume when ``z_step`` is given: distances, seeds and the flood are then 3-D,
+    so a cell is one object through the planes and two cells touching in z are split at
+    their neck as in a plane.
 
     Parameters
     ----------
@@ -119,11 +122,15 @@ def probabilities_to_labels(probabilities, *, threshold: float = Labelling.thres
     split_depth : float
         ``seeds="distance"``: pixels a distance maximum must rise above the neck to a larger
         cell to seed a cell of its own (larger merges more).
+    z_step : float, optional
+        (3, Z, Y, X) only: label the stack as one volume whose planes are this many pixels
+        apart (voxel depth / pixel width). None: each plane on its own.
 
     Returns
     -------
     (Y, X) or (Z, Y, X) ndarray of uint8/uint16/uint32
-        0 is background; each plane 1..n, in the smallest dtype holding the largest n.
+        0 is background; each plane 1..n (a volume: 1..n over the stack), in the smallest
+        dtype holding the largest n.
 
     Examples
     --------
@@ -137,9 +144,14 @@ def probabilities_to_labels(probabilities, *, threshold: float = Labelling.thres
     foreground = threshold if foreground is None else foreground
     _check_labelling(probabilities, threshold, foreground, seeds, split_depth)
     settings = (threshold, min_size, seeds, foreground, split_depth)
+    if z_step is not None:
+        check_positive_number("z_step", z_step)
+        if probabilities.ndim != 4:
+            raise ValueError(f"z_step is for (3, Z, Y, X) stacks, got probabilities of shape {probabilities.shape}")
+        return _label_region(probabilities, *settings, sampling=(float(z_step), 1.0, 1.0))
     if probabilities.ndim == 3:
-        return _label_plane(probabilities, *settings)
-    return stack_planes([_label_plane(probabilities[:, index], *settings) for index in range(probabilities.shape[1])])
+        return _label_region(probabilities, *settings)
+    return stack_planes([_label_region(probabilities[:, index], *settings) for index in range(probabilities.shape[1])])
 
 
 def stack_planes(planes: list[np.ndarray]) -> np.ndarray:
@@ -179,15 +191,17 @@ def _check_labelling(probabilities: np.ndarray, threshold: float, foreground: fl
         raise ValueError("probabilities contain NaN or infinite values")
 
 
-def _label_plane(probabilities: np.ndarray, threshold: float, min_size: int, seeds: str,
-                 foreground_threshold: float, split_depth: float) -> np.ndarray:
+def _label_region(probabilities: np.ndarray, threshold: float, min_size: int, seeds: str,
+                  foreground_threshold: float, split_depth: float, sampling=None) -> np.ndarray:
+    """One plane, or a volume whose axes are ``sampling`` pixels apart."""
     from skimage.segmentation import watershed
 
     foreground = probabilities[BACKGROUND] < 1 - foreground_threshold
     interior = (probabilities[INTERIOR] > threshold) & foreground
     if seeds == "distance":
-        distance = ndi.distance_transform_edt(interior).astype(np.float32)
-        distance = ndi.gaussian_filter(distance, _DISTANCE_SMOOTHING)
+        distance = ndi.distance_transform_edt(interior, sampling=sampling).astype(np.float32)
+        smoothing = _DISTANCE_SMOOTHING if sampling is None else [_DISTANCE_SMOOTHING / s for s in sampling]
+        distance = ndi.gaussian_filter(distance, smoothing)
         markers, count = ndi.label(_h_maxima_by_object(distance, split_depth) & interior)
         surface = -distance
     else:

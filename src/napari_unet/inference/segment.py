@@ -23,6 +23,7 @@ from .plausibility import implausibilities, model_target
 from .reading import Reading, check_segmentation_model, read_for_model
 from .rescale import resample_window
 from .runner import predict_plane_tiles
+from .volume import label_volume, labels_as_volume, volume_too_large
 
 
 def _plane_order(reading: Reading, planes) -> list[int]:
@@ -113,9 +114,10 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
     PlaneDone
         Each plane's labels (input grid, numbered within the plane) and probabilities if kept.
     SegmentDone
-        Last: all labels, the object count and the time taken. A Z stack's planes are
-        linked into 3-D objects (``config.stitch``: one id per cell through the planes,
-        counted once); T frames are labelled on their own.
+        Last: all labels, the object count and the time taken. A Z stack has 3-D objects
+        (``config.stitch``: one id per cell through the planes, counted once), from its
+        planes' probabilities labelled as one volume or its planes' cells linked
+        (``config.z_labelling``, :mod:`.volume`); T frames are labelled on their own.
     """
     started = time.perf_counter()
     config = resolve_config(SegmentConfig, config, options)
@@ -125,15 +127,25 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
     order = _plane_order(reading, planes)
     chunked = int(np.prod(reading.network_shape)) > config.chunked_above
     total = 0 if chunked else _tiles_per_plane(reading) * len(order)
-    counter, results = [0], {}
+    counter, results, volume = [0], {}, None
+    if labels_as_volume(reading, config, chunked, len(order)):
+        notice = volume_too_large(reading)
+        volume = {} if notice is None else None
+        if notice:
+            yield Notice(step=0, message=notice)
     for done, index in enumerate(order, start=1):
         labels, probabilities = yield from _segment_plane(image, index, reading, config, chunked, focus,
                                                           counter, total, keep_probabilities)
         results[index] = labels
+        if volume is not None:
+            volume[index] = probabilities.astype(np.float16)
         kept = to_input_grid(probabilities, reading) if keep_probabilities and probabilities is not None else None
         yield PlaneDone(plane=index if reading.layout.stacked else None, labels=labels, probabilities=kept,
                         done=done, total=len(order))
-    labels = _assemble(results, reading, config)
+    if volume is not None:
+        labels = label_volume([volume[i] for i in sorted(volume)], reading, config)
+    else:
+        labels = _assemble(results, reading, config)
     objects = len(np.unique(labels)) - 1 if reading.layout.stacked else int(labels.max())
     for message in implausibilities(labels, diameter=reading.diameter, target=model_target(reading.model),
                                     rival=reading.rival):

@@ -67,6 +67,13 @@ def output_paths(path: Path, job: SegmentJob) -> list[Path]:
     return [job.out / name for name in names]
 
 
+def with_file_z_step(config, pixel_size: dict | None):
+    """``config`` with the z step of the file's voxel size (Z over X) unless one is given."""
+    if config.z_step is not None or not pixel_size or not pixel_size.get("Z") or not pixel_size.get("X"):
+        return config
+    return config.replace(z_step=float(pixel_size["Z"]) / float(pixel_size["X"]))
+
+
 def _segment(image, model, job: SegmentJob):
     """Events of one image (forwarded); returns (labels, probabilities or None, SegmentDone)."""
     from ..inference.segment import iter_segment
@@ -113,6 +120,7 @@ def segment_file(path: Path, model, job: SegmentJob):
     image = file.data
     # the axes the file declares (OME-TIFF, ImageJ, OME-Zarr, CZI, ...) unless --axes says otherwise
     job = dataclasses.replace(job, config=job.config if job.config.axes else job.config.replace(axes=file.axes))
+    job = dataclasses.replace(job, config=with_file_z_step(job.config, file.pixel_size))
     row = {"file": str(path), "status": "ok", "labels": str(outputs[0])}
     if job.labels_format == "ome-zarr":
         return row | _segment_to_zarr(file, model, job, outputs)

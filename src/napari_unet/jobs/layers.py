@@ -49,7 +49,8 @@ def segment_with_previews(image, model, config, focus, planes, keep_probabilitie
 
 
 def segment_batch(items, model, config):
-    """Segment each ``(name, image, axes)`` with :func:`napari_unet.iter_segment`.
+    """Segment each ``(name, image, options)`` with :func:`napari_unet.iter_segment`;
+    ``options``: the image's own SegmentConfig fields (``axes``, ``z_step``).
 
     Yields a BatchProgress after every plane (a widget's cancel takes effect there), an
     ImageLabelled after every image, and the images' Notices (named after the image).
@@ -57,10 +58,10 @@ def segment_batch(items, model, config):
     from ..inference.layout import describe_image
     from ..inference.segment import iter_segment
 
-    total = sum(describe_image(image, axes=axes).planes for _, image, axes in items)
+    total = sum(describe_image(image, axes=options.get("axes")).planes for _, image, options in items)
     done = 0
-    for name, image, axes in items:
-        for event in iter_segment(image, model, config.replace(axes=axes)):
+    for name, image, options in items:
+        for event in iter_segment(image, model, config.replace(**options)):
             if isinstance(event, PlaneDone):
                 done += 1
                 yield BatchProgress(done, total)
