@@ -87,6 +87,12 @@ def layer_z_step(layer, axes: str) -> float | None:
     return scale[-3] / scale[-1]
 
 
+def layer_options(viewer, layer) -> dict:
+    """The SegmentConfig fields a layer itself decides: its axes and z step."""
+    axes = layer_axes(viewer, layer)
+    return {"axes": axes, "z_step": layer_z_step(layer, axes)}
+
+
 def layer_axes(viewer, layer) -> str:
     """Axis letters of an image layer for the core: colour is "YXC"; a third axis is planes,
     time ("TYX") when the viewer labels that axis t or time, else Z."""

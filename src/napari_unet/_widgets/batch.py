@@ -11,7 +11,7 @@ from ..jobs.layers import label_paths, saved_where, segment_batch
 from . import _tooltips as tips
 from ._controls import Advanced, ScrollingDock
 from ._image_options import ImageOptions
-from ._layers import OWNER_KEY, image_data, layer_axes, layer_z_step, layers_of, show_owned
+from ._layers import OWNER_KEY, image_data, layer_options, layers_of, show_owned
 from ._registry import ModelPicker
 from ._worker import RunControls, WorkerOwner, report, report_error
 from .segment import LABELS_ROLE, PRECISIONS, SPLIT_CHOICES, LabellingFields
@@ -88,7 +88,7 @@ class BatchWidget(WorkerOwner, ScrollingDock):
         try:
             if not layers:
                 raise ValueError("no image layer to segment: open images first")
-            items = [(layer.name, image_data(layer), _layer_options(self.viewer, layer)) for layer in layers]
+            items = [(layer.name, image_data(layer), layer_options(self.viewer, layer)) for layer in layers]
             targets = self.save_paths(layers) if self.save.value else {}
             if targets is None:
                 raise ValueError("no folder chosen for the TIFF files: choose a folder (or untick 'save')")
@@ -131,8 +131,3 @@ class BatchWidget(WorkerOwner, ScrollingDock):
             saved = f"; labels saved: {saved_where(self._written)}" if self._written else ""
             report(f"Batch segment: {item.total} plane(s) done{saved}", self.controls.status)
 
-
-def _layer_options(viewer, layer) -> dict:
-    """The SegmentConfig fields a layer itself decides: its axes and z step."""
-    axes = layer_axes(viewer, layer)
-    return {"axes": axes, "z_step": layer_z_step(layer, axes)}

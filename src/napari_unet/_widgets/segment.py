@@ -10,7 +10,7 @@ from ..jobs.layers import segment_with_previews
 from . import _tooltips as tips
 from ._controls import Advanced, ScrollingDock
 from ._image_options import ImageOptions
-from ._layers import LayerPicker, image_data, layer_axes, layer_z_step, show_owned, view_position
+from ._layers import LayerPicker, image_data, layer_options, show_owned, view_position
 from ._registry import ModelPicker
 from ._worker import RunControls, WorkerOwner, report, report_error
 
@@ -95,8 +95,8 @@ class SegmentWidget(WorkerOwner, ScrollingDock):
         """The SegmentConfig the widget's values say."""
         from ..config import SegmentConfig
 
-        level, axes = self.prune_level.value, layer_axes(self.viewer, layer)
-        return SegmentConfig(axes=axes, z_step=layer_z_step(layer, axes), tile_size=self.tile_size.value or None,
+        level = self.prune_level.value
+        return SegmentConfig(**layer_options(self.viewer, layer), tile_size=self.tile_size.value or None,
                              device=self.device.value, precision=self.precision.value,
                              prune_level=None if level in (None, ACCURATE) else int(level[1:]),
                              flips=self.flips.value, seeds=self.split.value, **self.labelling.options(),

@@ -80,8 +80,9 @@ def _add_segment_parser(commands) -> None:
     segment.add_argument("--z-labelling", choices=("volume", "link"), default="volume",
                          help="how a Z stack's 3-D objects are made: its planes' probabilities labelled as one "
                               "volume (default), or each plane's cells linked to the next plane's by overlap")
-    segment.add_argument("--z-step", type=positive_float, help="z spacing of a stack in pixels of its planes (voxel depth / "
-                                                      "pixel width; default: the file's voxel size, else 1)")
+    segment.add_argument("--z-step", type=positive_float,
+                         help="z spacing of a stack in pixels of its planes (voxel depth / pixel width; default: "
+                              "the file's voxel size, else 1)")
     segment.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
                                                        "(default: the model's calibrated size at its scale)")
     segment.add_argument("--threshold", type=float,

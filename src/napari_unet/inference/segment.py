@@ -127,12 +127,11 @@ def iter_segment(image, model="nuclei", config: SegmentConfig | None = None, *, 
     order = _plane_order(reading, planes)
     chunked = int(np.prod(reading.network_shape)) > config.chunked_above
     total = 0 if chunked else _tiles_per_plane(reading) * len(order)
-    counter, results, volume = [0], {}, None
-    if labels_as_volume(reading, config, chunked, len(order)):
-        notice = volume_too_large(reading)
-        volume = {} if notice is None else None
-        if notice:
-            yield Notice(step=0, message=notice)
+    counter, results = [0], {}
+    volume = {} if labels_as_volume(reading, config, chunked, len(order)) else None
+    if volume is not None and (notice := volume_too_large(reading)):
+        volume = None
+        yield Notice(step=0, message=notice)
     for done, index in enumerate(order, start=1):
         labels, probabilities = yield from _segment_plane(image, index, reading, config, chunked, focus,
                                                           counter, total, keep_probabilities)

@@ -1,7 +1,7 @@
 """Z stacks labelled as one volume: the planes' probabilities, stacked, go through the 3-D
-version of the labelling (distance to the predicted boundary in 3-D, with the z spacing
-``config.z_step``, default 1; one seed per cell; a 3-D watershed), so a cell's extent in z decides
-what is one object instead of a plane-to-plane overlap rule.
+version of the labelling (distance to the predicted boundary in 3-D with the z spacing
+``config.z_step``, default 1; one seed per cell; a 3-D watershed), so a cell's extent in z
+decides what is one object instead of a plane-to-plane overlap rule.
 
 The network still sees one plane at a time; only the labelling is 3-D. Linking the planes'
 own labels (:func:`.labels.stitch_planes`) remains for chunked planes, for stacks too large

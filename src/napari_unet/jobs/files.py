@@ -119,8 +119,8 @@ def segment_file(path: Path, model, job: SegmentJob):
     file = read_image_file(path)
     image = file.data
     # the axes the file declares (OME-TIFF, ImageJ, OME-Zarr, CZI, ...) unless --axes says otherwise
-    job = dataclasses.replace(job, config=job.config if job.config.axes else job.config.replace(axes=file.axes))
-    job = dataclasses.replace(job, config=with_file_z_step(job.config, file.pixel_size))
+    config = job.config if job.config.axes else job.config.replace(axes=file.axes)
+    job = dataclasses.replace(job, config=with_file_z_step(config, file.pixel_size))
     row = {"file": str(path), "status": "ok", "labels": str(outputs[0])}
     if job.labels_format == "ome-zarr":
         return row | _segment_to_zarr(file, model, job, outputs)
