@@ -95,6 +95,35 @@ def test_of_two_scales_as_sure_and_as_near_the_brightest_objects_win():
     assert choose_diameter([cells, ScaleProbe(1.0, 20, 20.0, 0.72, intensity=0.3)], 20.0) == 80.0
 
 
+def test_the_stable_rule_takes_the_size_that_holds_between_probes_an_octave_apart():
+    # a whole-cell model cuts everything into ~30 px pieces: the pieces halve with the factor,
+    # the real 60 px cells (seen at 1/4 and 1/2) keep their size; it is surest of the smallest pieces
+    probes = [ScaleProbe(0.125, 12, 150.0, 0.60), ScaleProbe(0.25, 40, 62.0, 0.55), ScaleProbe(0.5, 50, 58.0, 0.60),
+              ScaleProbe(1.0, 45, 30.0, 0.65), ScaleProbe(2.0, 60, 14.0, 0.66), ScaleProbe(4.0, 70, 7.5, 0.72)]
+    assert choose_diameter(probes, 30.0) == 7.5  # the confidence rule is fooled
+    assert choose_diameter(probes, 30.0, rule="stable") == pytest.approx(np.sqrt(62.0 * 58.0))
+    assert choose_diameter(probes, 30.0, bias=1.1, rule="stable") == pytest.approx(np.sqrt(62.0 * 58.0) / 1.1)
+    # a pair that agrees with a handful of objects gives way to a populated pair
+    sparse = probes[:4] + [ScaleProbe(2.0, 4, 14.0, 0.66), ScaleProbe(4.0, 4, 14.0, 0.72)]
+    assert choose_diameter(sparse, 30.0, rule="stable") == pytest.approx(np.sqrt(62.0 * 58.0))
+    # probes that are not an octave apart are never paired; nothing to pair: None
+    assert choose_diameter([ScaleProbe(0.25, 40, 60.0, 0.5), ScaleProbe(1.0, 40, 60.0, 0.5)], 30.0,
+                           rule="stable") is None
+
+
+def test_the_estimate_follows_the_models_rule():
+    from types import SimpleNamespace
+
+    from napari_unet.inference.diameter import estimate_from_probes
+
+    probes = [ScaleProbe(0.25, 40, 62.0, 0.55), ScaleProbe(0.5, 50, 58.0, 0.60), ScaleProbe(1.0, 45, 30.0, 0.65),
+              ScaleProbe(2.0, 60, 14.0, 0.66), ScaleProbe(4.0, 70, 7.5, 0.72)]
+    for rule, expected in (("confidence", 7.5), ("stable", np.sqrt(62.0 * 58.0))):
+        model = SimpleNamespace(diameter=30.0, diameter_bias=1.0, diameter_rule=rule)
+        estimate = estimate_from_probes(None, SimpleNamespace(model=model), probes)
+        assert estimate.diameter == pytest.approx(expected)
+
+
 def test_object_intensity_is_read_in_the_models_polarity():
     # a bright background with two dark objects (brightfield): inverted, they are the bright ones
     plane = np.full((40, 40), 200.0, np.float32)

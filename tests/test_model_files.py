@@ -150,6 +150,7 @@ def _nan_weights(path):
     (lambda p: _edit_document(p, labelling={"foreground": 1.5}), "labelling: foreground must be in"),
     (lambda p: _edit_document(p, labelling={"speed": 2}), "unknown Labelling field"),
     (lambda p: _edit_document(p, labelling=[0.5]), "labelling must be a mapping"),
+    (lambda p: _edit_document(p, diameter_rule="largest"), "diameter_rule must be one of confidence, stable"),
 ])
 def test_damaged_files_give_a_clear_error(damage, message, tiny_model_file):
     damage(tiny_model_file)
@@ -187,6 +188,18 @@ def test_the_working_diameter_round_trips(tiny_model, tmp_path):
     assert nu.load_model(nu.save_model(tiny_model, tmp_path / "d.safetensors"), device="cpu").diameter == 17.5
     tiny_model.diameter = None
     assert nu.load_model(nu.save_model(tiny_model, tmp_path / "n.safetensors"), device="cpu").diameter is None
+
+
+def test_the_diameter_rule_round_trips_and_older_files_read_confidence(tiny_model, tiny_model_file, tmp_path):
+    assert nu.load_model(tiny_model_file, device="cpu").diameter_rule == "confidence"
+    header, body = _header(tiny_model_file)  # a file written before the rule was stored
+    document = json.loads(header["__metadata__"]["napari_unet"])
+    del document["diameter_rule"]
+    header["__metadata__"]["napari_unet"] = json.dumps(document)
+    _write(tiny_model_file, header, body)
+    assert nu.load_model(tiny_model_file, device="cpu").diameter_rule == "confidence"
+    tiny_model.diameter_rule = "stable"
+    assert nu.load_model(nu.save_model(tiny_model, tmp_path / "s.safetensors"), device="cpu").diameter_rule == "stable"
 
 
 def test_a_header_length_that_starts_like_a_pickle_still_loads(tiny_model, tmp_path):

@@ -49,6 +49,11 @@ def test_probes_that_disagree_make_the_estimate_uncertain():
     assert rival_diameter(near, 20.0) == pytest.approx(160.0)
     apart = [ScaleProbe(1.0, 40, 20.0, 0.8, 0.5), ScaleProbe(0.125, 5, 160.0, 0.6, 0.5)]
     assert rival_diameter(apart, 20.0) is None
+    # the stable rule: two pairs of probes, 4x apart, whose sizes both hold within 0.1 octave
+    pairs = [ScaleProbe(0.25, 40, 62.0, 0.5), ScaleProbe(0.5, 50, 58.0, 0.5), ScaleProbe(2.0, 60, 14.0, 0.6),
+             ScaleProbe(4.0, 70, 13.5, 0.7)]
+    assert rival_diameter(pairs, 30.0, rule="stable") == pytest.approx(np.sqrt(62.0 * 58.0))
+    assert rival_diameter(pairs[:3] + [ScaleProbe(4.0, 70, 7.0, 0.7)], 30.0, rule="stable") is None
     message = plausibility.implausibilities(np.zeros((10, 10), int), diameter=20.0, rival=160.0)[0]
     assert "20 px was chosen, but 160 px fitted almost as well" in message
 

@@ -313,3 +313,9 @@ def test_the_cells_recipe_reads_whole_cells_and_makes_synthetic_cells(annotated_
     assert dict(parse_shares("phase=0.6", cells.group_shares))["phase"] == 0.6
     with pytest.raises(ValueError, match="unknown group 'stained'"):
         parse_shares("stained=0.6", cells.group_shares)
+    # its models measure sizes with the whole-cell rule, the nuclei recipe's with the default
+    from napari_unet.training.pretrain import initial_model
+
+    tiny = dict(depth=2, base_channels=8)
+    assert initial_model(dataclasses.replace(cells, **tiny)).diameter_rule == "stable"
+    assert initial_model(dataclasses.replace(RECIPES["nuclei"], **tiny)).diameter_rule == "confidence"

@@ -68,6 +68,10 @@ class SegmentationNetwork(nn.Module):
         return receptive_radius(self.check_level(level), self.config.upsampling)
 
 
+# how a model's diameter estimate reads its probes (implemented in inference.diameter)
+DIAMETER_RULES = ("confidence", "stable")
+
+
 @dataclass
 class SegmentationModel:
     """A network plus everything needed to use it on raw images.
@@ -93,6 +97,11 @@ class SegmentationModel:
         How much larger the model's own measurement of object size comes out than the
         annotated diameter it was trained with (median over held-out images); the
         diameter estimate divides by it.
+    diameter_rule : str
+        How the diameter estimate picks among the model's probes of an image:
+        "confidence" (nuclei: the scale it is surest of) or "stable" (whole cells: the
+        size that stays the same between probes an octave apart); see
+        :mod:`napari_unet.inference.diameter`.
     labelling : Labelling
         How probabilities become instance labels (thresholds, split depth, smallest
         object), calibrated on held-out images for pretrained models.
@@ -109,6 +118,7 @@ class SegmentationModel:
     history: list[dict] = field(default_factory=list)
     diameter: float | None = None
     diameter_bias: float = 1.0
+    diameter_rule: str = "confidence"
     labelling: Labelling = field(default_factory=Labelling)
     channel_names: tuple[str, ...] | None = None
 

@@ -20,7 +20,7 @@ import torch
 
 from ..config import Labelling, ModelConfig, Normalization, config_from_dict
 from ..devices import resolve_device
-from .base import SegmentationModel
+from .base import DIAMETER_RULES, SegmentationModel
 from .errors import MAX_HEADER_BYTES, ModelFileError
 from .registry import build_network
 
@@ -60,6 +60,7 @@ def _document(model: SegmentationModel) -> dict:
         "history": model.history,
         "diameter": model.diameter,
         "diameter_bias": model.diameter_bias,
+        "diameter_rule": model.diameter_rule,
         "labelling": dataclasses.asdict(model.labelling),
         # the one labelling setting files held before "labelling": what earlier versions read
         "foreground": model.labelling.foreground,
@@ -200,6 +201,7 @@ def _model_from_document(path, header: dict, document: dict) -> SegmentationMode
         history=list(document.get("history", [])),
         diameter=_diameter(path, document.get("diameter")),
         diameter_bias=_diameter(path, document.get("diameter_bias", 1.0), "diameter_bias"),
+        diameter_rule=_diameter_rule(path, document.get("diameter_rule", "confidence")),
         labelling=_labelling(path, document),
         channel_names=_channel_names(path, document.get("channel_names"), config.in_channels),
     )
@@ -232,6 +234,12 @@ def _diameter(path, value, name: str = "diameter") -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ModelFileError(path, f"{name} must be a positive number, got {value!r}")
     return float(value)
+
+
+def _diameter_rule(path, value) -> str:
+    if value not in DIAMETER_RULES:
+        raise ModelFileError(path, f"diameter_rule must be one of {', '.join(DIAMETER_RULES)}, got {value!r}")
+    return value
 
 
 def model_from_bytes(data: bytes, device: str = "auto", source="model bytes") -> SegmentationModel:

@@ -23,7 +23,8 @@ def calibrate_diameter(model: SegmentationModel, samples: list[AnnotatedImage]) 
     for sample in samples:
         reading = read_for_model(sample.image, model, PredictConfig(diameter=model.diameter, device="cpu"))
         reading = dataclasses.replace(reading, diameter=None, factor=1.0)
-        measured = choose_diameter(probe_scales(reading.input_plane(sample.image), reading), model.diameter)
+        measured = choose_diameter(probe_scales(reading.input_plane(sample.image), reading), model.diameter,
+                                   rule=model.diameter_rule)
         if measured is not None and np.isfinite(sample.diameter):
             ratios.append(measured / sample.diameter)
     return float(np.median(ratios)) if ratios else 1.0

@@ -64,6 +64,8 @@ class PretrainRecipe:
     base_channels: int = 16
     in_channels: int = 3
     diameter: float = 20.0
+    # how the diameter estimate reads the model's probes (inference.diameter.DIAMETER_RULES)
+    diameter_rule: str = "confidence"
     holdout_fraction: float = 0.1
     synthetic_images: int = 300
     synthetic_diameter: tuple[float, float] = (5.0, 100.0)
@@ -132,7 +134,7 @@ def _split_holdout(samples: list[AnnotatedImage], fraction: float, seed: int):
 # the shipped models' recipes: ``napari-unet pretrain --recipe NAME``
 RECIPES = {
     "nuclei": PretrainRecipe(),
-    "cells": PretrainRecipe(name="cells", target="cells", diameter=30.0, synthetic_styles=CELL_STYLES,
+    "cells": PretrainRecipe(name="cells", target="cells", diameter=30.0, diameter_rule="stable", synthetic_styles=CELL_STYLES,
                             synthetic_diameter=(15.0, 150.0), group_shares=tuple(CELL_SHARES.items())),
 }
 
@@ -272,7 +274,7 @@ def initial_model(recipe: PretrainRecipe, init=None) -> SegmentationModel:
         found = {key: getattr(model.config, key) for key in wanted}
         if found != wanted:
             raise ValueError(f"init {init}: its network ({found}) is not the recipe's ({wanted})")
-    model.diameter = recipe.diameter
+    model.diameter, model.diameter_rule = recipe.diameter, recipe.diameter_rule
     return model
 
 
