@@ -16,7 +16,9 @@ image in a group (brightfield), its left half is annotated and its right half sc
 Rows: the shipped model zero-shot; fine-tuned on N cells (uncertainty-placed and
 random-placed) for the time budget; and the same architecture trained from scratch on the
 same cells for the same time (at ``--scratch-at`` cell counts, 20 by default, to keep the run
-near an hour on two cores). AP@0.5 is the mean over the scored images, every model run
+near an hour on two cores); with ``--self-training`` also the same cells fine-tuned with
+``TrainConfig.confident_cells`` (the start's confident predictions elsewhere in the image
+learned too). AP@0.5 is the mean over the scored images, every model run
 with its defaults (diameter estimated per image). A second score is the user's own case: the
 rest of the annotated image (its largest strip beside the annotated rectangle), fine-tuned
 against zero-shot. The groups mix many experiments (cell lines, microscopes), so the other
@@ -118,7 +120,7 @@ def train(start_model, image, labels, region, minutes: float, options: dict, scr
 
 
 def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, scratch_at,
-              options: dict, compare_at: int = COMPARE_PLACEMENT_AT) -> list[dict]:
+              options: dict, compare_at: int = COMPARE_PLACEMENT_AT, self_training: bool = False) -> list[dict]:
     chosen = max(samples, key=lambda s: len(np.unique(s.labels)))
     image, labels = chosen.image, chosen.labels
     scored = [s for s in samples if s is not chosen]
@@ -135,14 +137,18 @@ def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, sc
             runs.append(("from scratch", "uncertainty", scratch_model))
         if cells == compare_at:  # the same number of cells placed at random
             runs.append(("fine-tuned", "random", model))
+        if self_training:  # the same cells, with the start's confident predictions elsewhere learned too
+            runs.append(("self-training", "uncertainty", model))
         for method, placement, initial in runs:
             region = region_with_cells(labels, places[placement], cells)
-            tuned, seconds = train(initial, image, annotation(labels, region), region, minutes, options,
+            tuned, seconds = train(initial, image, annotation(labels, region), region, minutes,
+                                   dict(options, confident_cells=method == "self-training"),
                                    scratch=method == "from scratch")
             rest = rest_of_image(image, labels, region)
+            kept = tuned.history[-1].get("held_out", {}).get("kept", "")
             rows.append({"group": name, "method": method, "placement": placement, "cells": cells,
                          "ap50": score(tuned, scored), "seconds": seconds, "region": [int(v) for v in region],
-                         "rest_ap50": ap_on(tuned, *rest), "rest_zero_shot": ap_on(model, *rest)})
+                         "rest_ap50": ap_on(tuned, *rest), "rest_zero_shot": ap_on(model, *rest), "kept": kept})
             print(rows[-1], flush=True)
     return rows
 
@@ -181,6 +187,8 @@ def main() -> None:
                         help="pull toward the shipped weights (default: TrainConfig's, %(default)g)")
     parser.add_argument("--compare-placement-at", type=int, default=COMPARE_PLACEMENT_AT,
                         help="cell count at which randomly placed cells are also tried (0: never)")
+    parser.add_argument("--self-training", action="store_true",
+                        help="also fine-tune with TrainConfig.confident_cells (the start's confident predictions)")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     model = nu.load_model(args.model, device="cpu")
@@ -197,14 +205,15 @@ def main() -> None:
         samples = [chosen] + [s for s in samples if s is not chosen][:args.scored]
         rows += run_group(name, samples, model, scratch, [int(c) for c in args.cells.split(",")], args.minutes,
                           np.random.default_rng(0), [int(c) for c in args.scratch_at.split(",")],
-                          {"learning_rate": args.learning_rate, "anchor": args.anchor}, args.compare_placement_at)
+                          {"learning_rate": args.learning_rate, "anchor": args.anchor}, args.compare_placement_at,
+                          args.self_training)
     print("\n| group | method | placement | cells | AP@0.5 other images | AP@0.5 rest of the image (zero-shot) "
-          "| minutes |\n|---|---|---|---|---|---|---|")
+          "| minutes | kept |\n|---|---|---|---|---|---|---|---|")
     for row in rows:
         rest = ("" if row.get("rest_ap50") is None else
                 f"{row['rest_ap50']:.3f} ({row['rest_zero_shot']:.3f})")
         print(f"| {row['group']} | {row['method']} | {row.get('placement', '')} | {row['cells']} | "
-              f"{row['ap50']:.3f} | {rest} | {row['seconds'] / 60:.1f} |")
+              f"{row['ap50']:.3f} | {rest} | {row['seconds'] / 60:.1f} | {row.get('kept', '')} |")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
 

@@ -12,7 +12,8 @@ estimated and given, as two true sizes: the median equivalent diameter of the ob
 largest plane sections, and their 3-D equivalent diameter (the index's, the ball of the
 same volume); each plane labelled and its cells linked by overlap (``z_labelling="link"``);
 and the planes on their own (``stitch=False``) as the floor: each plane's outline a
-separate object.
+separate object. Every method smooths the stacks as the default does (they are very noisy:
+``napari_unet.inference.denoise``) except the two rows marked "not smoothed" (``denoise=0``).
 Nothing is asserted; the numbers go into docs/benchmarks.md.
 """
 
@@ -63,6 +64,8 @@ def main() -> None:
         methods = {
             "planes on their own (largest section)": dict(stitch=False, diameter=diameter),
             "linked planes (largest section)": dict(z_labelling="link", diameter=diameter),
+            "volume (estimated size, not smoothed)": dict(z_step=z_step, denoise=0),
+            "volume (3-D equivalent diameter, not smoothed)": dict(z_step=z_step, diameter=ball, denoise=0),
             "volume (estimated size)": dict(z_step=z_step),
             "volume (largest section)": dict(z_step=z_step, diameter=diameter),
             "volume (3-D equivalent diameter)": dict(z_step=z_step, diameter=ball),

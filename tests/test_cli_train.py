@@ -151,7 +151,7 @@ FINETUNE_ERRORS = {
     "missing model": (["--image", "{img}", "--labels", "{lbl}", "--model", "{tmp}/nope.safetensors"],
                       "error: --model {tmp}/nope.safetensors: no such file"),
     "learning rate": (["--image", "{img}", "--labels", "{lbl}", "--learning-rate", "0"],
-                      "error: --learning-rate must be > 0, got 0.0"),
+                      "error: --learning-rate must be a positive number, got 0.0"),
     "anchor": (["--image", "{img}", "--labels", "{lbl}", "--anchor", "-5"],
                "error: --anchor must be a number >= 0, got -5.0"),
 }
@@ -279,8 +279,8 @@ def test_weights_writes_the_training_weight_map(files, tmp_path, capsys):
 @pytest.mark.parametrize("arguments, expected", [
     (["{lbl}", "--out", "{tmp}/w.png"], "error: --out {tmp}/w.png: weight maps are written as .tif"),
     (["{lbl}", "--out", "{tmp}/new/w.tif"], "error: --out {tmp}/new/w.tif: folder {tmp}/new does not exist"),
-    (["{lbl}", "--out", "{tmp}/w.tif", "--sigma", "0"], "error: sigma must be > 0 pixels, got 0.0"),
-    (["{lbl}", "--out", "{tmp}/w.tif", "--w0", "-1"], "error: w0 must be >= 0, got -1.0"),
+    (["{lbl}", "--out", "{tmp}/w.tif", "--sigma", "0"], "error: sigma must be a positive number, got 0.0"),
+    (["{lbl}", "--out", "{tmp}/w.tif", "--w0", "-1"], "error: w0 must be a number >= 0, got -1.0"),
     (["{stack}", "--out", "{tmp}/w.tif"], "error: LABELS {stack}: shape (2, 64, 64); weight maps need 2-D"),
     (["{tmp}/nope.tif", "--out", "{tmp}/w.tif"], "error: LABELS {tmp}/nope.tif: no such file"),
     (["{lbl}", "--out", "{tmp}/w.tif", "--region", "0:99,0:10"],

@@ -286,3 +286,17 @@ def test_an_implausible_result_is_named_in_the_status_line(widget, viewer, qtbot
     wait_until_idle(qtbot, widget)
     status = widget.controls.status.value
     assert "done" in status and "⚠" in status and "far below the 20 px" in status and "fine-tune" in status
+
+
+def test_a_very_noisy_image_is_said_to_be_smoothed(widget, viewer, qtbot, rng):
+    image = viewer.layers["nuclei"].data.astype(np.float32)
+    spread = float(np.percentile(image, 99.8) - np.percentile(image, 1))
+    viewer.add_image(image + rng.normal(0, 0.2 * spread, image.shape).astype(np.float32), name="noisy")
+    widget.image.value = viewer.layers["noisy"]
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    assert "smoothed" in widget.image_options.found.value
+    widget.image.value = viewer.layers["nuclei"]
+    widget.run()
+    wait_until_idle(qtbot, widget)
+    assert "smoothed" not in widget.image_options.found.value

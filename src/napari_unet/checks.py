@@ -44,8 +44,10 @@ def check_positive_number(name: str, value, *, optional: bool = False) -> None:
         raise ValueError(f"{name} must be a positive number{allowed}, got {value!r}")
 
 
-def check_non_negative_number(name: str, value) -> None:
-    """Raise unless ``value`` is a finite number >= 0."""
+def check_non_negative_number(name: str, value, *, optional: bool = False) -> None:
+    """Raise unless ``value`` is a finite number >= 0 (or None when ``optional``)."""
+    if optional and value is None:
+        return
     if not _is_finite_number(value) or value < 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
@@ -75,6 +77,24 @@ def check_interval(name: str, interval, minimum: float) -> None:
     """Raise unless ``interval`` is ``(low, high)`` with ``minimum <= low <= high``."""
     if len(interval) != 2 or not minimum <= interval[0] <= interval[1]:
         raise ValueError(f"{name} must be an interval (low, high) with {minimum} <= low <= high, got {interval!r}")
+
+
+def check_channel(value) -> None:
+    """A channel index (>= 0), distinct indices in a tuple, or None."""
+    if isinstance(value, tuple):
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"channel must be distinct channel indices, got {value!r}")
+        for index in value:
+            check_positive_int("channel", index, minimum=0)
+    else:
+        check_positive_int("channel", value, minimum=0, optional=True)
+
+
+def check_axes(axes, letters: str) -> None:
+    """None, or distinct axis letters out of ``letters``."""
+    if axes is not None and (not isinstance(axes, str) or not axes or set(axes) - set(letters)
+                             or len(set(axes)) != len(axes)):
+        raise ValueError(f"axes must be distinct letters of {letters!r} such as 'YX' or 'CYX', got {axes!r}")
 
 
 def check_labels(labels, name: str = "labels", *, ndim: int | None = None) -> np.ndarray:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .checks import (check_bool, check_choice, check_non_negative_number, check_open_probability,
-                     check_positive_int, check_positive_number)
+from .checks import (check_axes, check_bool, check_channel, check_choice, check_non_negative_number,
+                     check_open_probability, check_positive_int, check_positive_number)
 
 PADDINGS = ("valid", "same")
 UPSAMPLINGS = ("transpose", "bilinear")
@@ -180,6 +180,9 @@ class PredictConfig(_Replaceable):
         Pixels per chunk edge of lazy (dask) and chunked computation.
     chunked_above : int
         Planes with more pixels than this are segmented chunk by chunk, in bounded memory.
+    denoise : float, optional
+        Gaussian sigma (input pixels) smoothing planes (and a Z stack across planes, by sigma
+        / z step) before the network; None: from the noise (:mod:`napari_unet.inference.denoise`).
     """
 
     diameter: float | None = None
@@ -194,22 +197,16 @@ class PredictConfig(_Replaceable):
     flips: bool = False
     chunk_size: int = 1024
     chunked_above: int = 4096 * 4096
+    denoise: float | None = None
 
     def __post_init__(self):
         check_positive_number("diameter", self.diameter, optional=True)
         if isinstance(self.channel, (tuple, list)):
             object.__setattr__(self, "channel", tuple(self.channel))
-            if not self.channel or len(set(self.channel)) != len(self.channel):
-                raise ValueError(f"channel must be distinct channel indices, got {self.channel!r}")
-            for value in self.channel:
-                check_positive_int("channel", value, minimum=0)
-        else:
-            check_positive_int("channel", self.channel, minimum=0, optional=True)
+        check_channel(self.channel)
         if self.invert is not None and not isinstance(self.invert, bool):
             raise ValueError(f"invert must be True, False or None (detect), got {self.invert!r}")
-        if self.axes is not None and (not isinstance(self.axes, str) or not self.axes
-                                      or set(self.axes) - set(AXES_LETTERS) or len(set(self.axes)) != len(self.axes)):
-            raise ValueError(f"axes must be distinct letters of {AXES_LETTERS!r} such as 'YX' or 'CYX', got {self.axes!r}")
+        check_axes(self.axes, AXES_LETTERS)
         check_positive_int("tile_size", self.tile_size, optional=True)
         check_positive_int("batch_size", self.batch_size, optional=True)
         if not isinstance(self.device, str):
@@ -219,6 +216,7 @@ class PredictConfig(_Replaceable):
         check_bool("flips", self.flips)
         check_positive_int("chunk_size", self.chunk_size)
         check_positive_int("chunked_above", self.chunked_above)
+        check_non_negative_number("denoise", self.denoise, optional=True)
 
 
 @dataclass(frozen=True)
@@ -346,6 +344,9 @@ class TrainConfig(_Replaceable):
         Without validation images, a share (0-0.5) of the annotated cells (6 or more) is
         held out and scored as training goes (:mod:`napari_unet.training.holdout`); the
         start's weights are kept when tuning never beats them, unless ``keep_worse``.
+    confident_cells : bool
+        Self-training: the starting model's confident objects and background outside the
+        annotation are learned too (:mod:`napari_unet.training.pseudo`).
     """
 
     iterations: int = 300
@@ -368,10 +369,12 @@ class TrainConfig(_Replaceable):
     anchor: float = 100.0
     holdout: float = 0.25
     keep_worse: bool = False
+    confident_cells: bool = False
 
     def __post_init__(self):
         check_positive_number("diameter", self.diameter, optional=True)
         check_non_negative_number("anchor", self.anchor)
+        check_bool("confident_cells", self.confident_cells)
         if not 0 <= self.holdout <= 0.5:
             raise ValueError(f"holdout must be a share of the annotated cells in [0, 0.5], got {self.holdout!r}")
         check_positive_number("minutes", self.minutes, optional=True)
@@ -380,14 +383,11 @@ class TrainConfig(_Replaceable):
         check_positive_int("patch_size", self.patch_size, minimum=8)
         check_choice("optimizer", self.optimizer, ("adam", "sgd"))
         check_choice("precision", self.precision, PRECISIONS)
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        check_positive_number("learning_rate", self.learning_rate)
         check_positive_int("validate_every", self.validate_every)
         check_positive_int("workers", self.workers, minimum=0)
-        if not self.w0 >= 0:
-            raise ValueError(f"w0 must be >= 0, got {self.w0!r}")
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be > 0 pixels, got {self.sigma!r}")
+        check_non_negative_number("w0", self.w0)
+        check_positive_number("sigma", self.sigma)
 
 
 def config_from_dict(cls, data: dict):

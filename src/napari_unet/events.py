@@ -70,6 +70,8 @@ class ImageRead:
         The diameter was estimated from the image (not given).
     factor : float
         Scale the network sees the image at (model diameter / diameter).
+    denoise : float
+        Gaussian sigma (input pixels) the planes are smoothed with first; 0: not smoothed.
     """
 
     axes: str
@@ -78,6 +80,7 @@ class ImageRead:
     diameter: float | None
     estimated: bool
     factor: float
+    denoise: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -31,5 +31,6 @@ class ImageOptions(Container):
         """Show what the core decided (an ImageRead event)."""
         size = "" if read.diameter is None else (f"cells ≈ {read.diameter:.1f} px"
                                                  f"{' (estimated)' if read.estimated else ''}, ")
-        self.found.value = f"{size}{read.modality}"
+        smoothed = f", smoothed ({read.denoise:.1f} px: very noisy)" if read.denoise > 0 else ""
+        self.found.value = f"{size}{read.modality}{smoothed}"
         self.found.visible = True

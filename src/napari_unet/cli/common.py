@@ -38,6 +38,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 class Progress:
     """Progress of a long job: a bar on a terminal; otherwise (logs, batch jobs) a plain
     line at most every ``every`` seconds, so long runs are never silent and short ones quiet."""

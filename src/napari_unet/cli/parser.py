@@ -13,7 +13,7 @@ from .. import __version__
 from ..config import PRECISIONS, SEEDS, SegmentConfig, TrainConfig
 from ..jobs.files import LABEL_FORMATS
 from ..jobs.finetune import DEFAULT_MINUTES
-from .common import positive_float, positive_int
+from .common import non_negative_float, positive_float, positive_int
 from .export import command_export
 from .segment import command_demo, command_models, command_segment
 from .train import InOrder, command_evaluate, command_finetune, command_pretrain, command_weights
@@ -38,6 +38,9 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
                                "(default: detected from the image)")
     parser.add_argument("--axes", help="axis letters of the images, e.g. YX, YXC (RGB), CYX, ZYX, TYX, ZCYX "
                                        "(default: guessed from the shape and reported)")
+    parser.add_argument("--denoise", type=non_negative_float, metavar="SIGMA",
+                        help="smooth the planes (and a Z stack across its planes) with a Gaussian of SIGMA pixels "
+                             "before the network; 0: never (default: only very noisy images, by their noise)")
 
 
 def _add_predict_options(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +188,8 @@ def _add_other_parsers(commands) -> None:
     demo.add_argument("--device", default="auto", help=DEVICE_HELP)
     demo.set_defaults(run=command_demo)
 
+
+def _add_pretrain_parser(commands) -> None:
     pretrain = commands.add_parser("pretrain", help="train the shipped nuclei model from annotated and synthetic data")
     pretrain.add_argument("--data", type=Path, required=True, action="append",
                           help="annotated folder (images/, masks/, index.csv), e.g. DSB2018 or one that "
@@ -251,5 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment_parser(commands)
     _add_finetune_parser(commands)
     _add_other_parsers(commands)
+    _add_pretrain_parser(commands)
     _add_export_parser(commands)
     return parser

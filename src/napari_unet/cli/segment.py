@@ -30,8 +30,8 @@ def segment_files(paths: list[Path], model, job: SegmentJob) -> int:
     for event in iter_segment_files(paths, model, job):
         if isinstance(event, FileStarted):
             name = event.path.name
-        elif isinstance(event, ImageRead) and event.diameter is not None and event.estimated:
-            print(f"{name}: object diameter estimated at {event.diameter:.1f} px", file=sys.stderr)
+        elif isinstance(event, ImageRead):
+            _report_read(name, event)
         elif isinstance(event, TileDone):
             progress = progress or Progress(name, event.total, "tile")
             progress.update(event.done)
@@ -50,13 +50,23 @@ def segment_files(paths: list[Path], model, job: SegmentJob) -> int:
     return EXIT_INPUT_ERROR if failures else 0
 
 
+def _report_read(name: str, read) -> None:
+    """What was decided about the image that the user did not say (an ImageRead event)."""
+    if read.diameter is not None and read.estimated:
+        print(f"{name}: object diameter estimated at {read.diameter:.1f} px", file=sys.stderr)
+    if read.denoise > 0:
+        print(f"{name}: smoothed with a {read.denoise:.1f} px Gaussian before the network (--denoise 0: never)",
+              file=sys.stderr)
+
+
 def _config(args) -> SegmentConfig:
     return SegmentConfig(diameter=args.diameter, channel=args.channel, invert=args.invert, axes=args.axes,
                          tile_size=args.tile_size, batch_size=args.batch_size,
                          device="cpu" if args.scheduler else args.device, precision=args.precision,
                          prune_level=args.prune_level, flips=args.flips, min_size=args.min_size,
                          threshold=args.threshold, foreground=args.foreground, split_depth=args.split_depth,
-                         seeds=args.seeds, stitch=args.stitch, z_labelling=args.z_labelling, z_step=args.z_step)
+                         seeds=args.seeds, stitch=args.stitch, z_labelling=args.z_labelling, z_step=args.z_step,
+                         denoise=args.denoise)
 
 
 def _precision_notice(config: SegmentConfig) -> None:

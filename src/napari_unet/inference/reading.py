@@ -20,6 +20,7 @@ from ..devices import resolve_device, resolve_precision
 from ..events import ImageRead
 from ..models import SegmentationModel, load_model
 from .appearance import Appearance, detect_appearance, intensity_range
+from .denoise import SmoothedPlane, choose_sigma, noise_ratio
 from .diameter import DiameterEstimate, choose_channel, estimate_from_probes
 from .layout import ImageLayout, PlaneView, describe_image
 from .rescale import RescaledPlane, is_unit, scaled_length
@@ -54,6 +55,9 @@ class Reading:
     rival : float or None
         An estimated ``diameter`` that a scale far from it nearly matched (the estimate is
         uncertain): that scale's diameter; None otherwise.
+    denoise, z_denoise : float
+        Gaussian sigma in input pixels and in planes the planes are smoothed with before
+        the network (0: not smoothed; :mod:`.denoise`).
     """
 
     layout: ImageLayout
@@ -67,6 +71,8 @@ class Reading:
     precision: str
     config: PredictConfig
     rival: float | None = None
+    denoise: float = 0.0
+    z_denoise: float = 0.0
 
     @property
     def rescaled(self) -> bool:
@@ -83,7 +89,9 @@ class Reading:
             return self.layout.plane_shape
         return tuple(scaled_length(n, self.factor) for n in self.layout.plane_shape)
 
-    def input_plane(self, image, index: int = 0) -> PlaneView:
+    def input_plane(self, image, index: int = 0) -> PlaneView | SmoothedPlane:
+        if self.denoise > 0:
+            return SmoothedPlane(self.layout, image, index, self.channel, self.denoise, self.z_denoise)
         return self.layout.plane(image, index, self.channel)
 
     def network_plane(self, plane):
@@ -108,7 +116,8 @@ class Reading:
 
     def event(self) -> ImageRead:
         return ImageRead(axes=self.layout.axes, modality=self.appearance.modality, channel=self.channel,
-                         diameter=self.diameter, estimated=self.estimated, factor=self.factor)
+                         diameter=self.diameter, estimated=self.estimated, factor=self.factor,
+                         denoise=self.denoise)
 
 
 def check_segmentation_model(model: SegmentationModel) -> None:
@@ -118,6 +127,18 @@ def check_segmentation_model(model: SegmentationModel) -> None:
     if tuple(model.class_names) != CLASS_NAMES or model.config.out_channels != len(CLASS_NAMES):
         raise ValueError(f"model {model.name!r} predicts {list(model.class_names)}; instance labels need the "
                          f"classes {list(CLASS_NAMES)}")
+
+
+def _with_denoising(reading: Reading, image, middle: int) -> Reading:
+    """``reading`` with the smoothing its config asks for, or its noise needs (:mod:`.denoise`)."""
+    config = reading.config
+    sigma = config.denoise
+    if sigma is None:
+        sigma = choose_sigma(noise_ratio(reading.input_plane(image, middle)))
+    if sigma <= 0:
+        return reading
+    z_sigma = sigma / (getattr(config, "z_step", None) or 1.0) if reading.layout.stack_axis == "Z" else 0.0
+    return dataclasses.replace(reading, denoise=float(sigma), z_denoise=z_sigma)
 
 
 def read_for_model(image, model, config: PredictConfig) -> Reading:
@@ -159,6 +180,7 @@ def read_for_model(image, model, config: PredictConfig) -> Reading:
     elif layout.multichannel and config.channel is None:
         channel, probes = choose_channel(image, reading)
         reading = dataclasses.replace(reading, channel=channel)
+    reading = _with_denoising(reading, image, middle)
     plane = reading.input_plane(image, middle)
     appearance = detect_appearance(plane, colour=plane.ndim == 3, invert=config.invert)
     reading = dataclasses.replace(reading, appearance=appearance)

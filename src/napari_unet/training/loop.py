@@ -27,6 +27,7 @@ from .augment import AugmentConfig
 from .holdout import MIN_CELLS, better, score_held_out, split_held_out
 from .loss import make_optimizer, make_scheduler, train_mode, weighted_loss
 from .patches import PatchSampler
+from .pseudo import with_confident_cells
 from .scores import own_annotation_scores, validate
 
 
@@ -76,6 +77,11 @@ class _Training:
         if not self.validation and config.holdout > 0:
             checked, self.held_out = split_held_out(checked, config.holdout)
         self.held_image = None if self.held_out is None else checked[self.held_out.image_index].image
+        began = time.perf_counter()
+        if config.confident_cells and self.model.history:  # random weights are sure of nothing worth learning
+            checked = with_confident_cells(self.model, checked, self.held_out, diameter=self.diameter,
+                                           factor=self.factor, device=self.device, precision=self.precision)
+        labelling_seconds = time.perf_counter() - began
         self.annotations = prepare_annotations(self.model, [c.image for c in checked], [c.labels for c in checked],
                                                [c.annotated for c in checked], config, factor=self.factor)
         self.sampler = PatchSampler(self.network, self.annotations, config, augmentation, sampling)
@@ -87,7 +93,8 @@ class _Training:
         anchored = config.anchor > 0 and bool(self.model.history)
         self.start = [p.detach().clone() for p in self.network.parameters()] if anchored else None
         self.steps_done = 0
-        self.started = time.perf_counter()  # the budget starts after the annotations are prepared
+        # the budget starts after the annotations are prepared; self-training's predictions count in it
+        self.started = time.perf_counter() - labelling_seconds
         self.scheduler = make_scheduler(self.optimizer, self.progress)
         use_scaler = self.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
