@@ -43,10 +43,35 @@ def xy_diameter(labels: np.ndarray) -> float:
     return float(np.median(2 * np.sqrt(np.array(list(largest.values())) / np.pi)))
 
 
+def outline_figure(image: np.ndarray, truth: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    """Planes at 30, 50 and 70 % of the stack and an x-z section through its middle row: the
+    image with the true outlines (green) beside it with the predicted ones (magenta)."""
+    from skimage.io import imsave
+    from skimage.segmentation import find_boundaries
+
+    low, high = np.percentile(image, (1, 99.8))
+    grey = np.clip((image.astype(np.float32) - low) / (high - low), 0, 1)
+    depth, rows = image.shape[0], image.shape[1]
+    views = [(lambda a, z=int(f * depth): a[z]) for f in (0.3, 0.5, 0.7)] + [lambda a: a[:, rows // 2]]
+    panels = []
+    for view in views:
+        pair = []
+        for labels_, colour in ((truth, (0, 1, 0)), (labels, (1, 0, 1))):
+            rgb = np.repeat(view(grey)[..., None], 3, axis=-1)
+            rgb[find_boundaries(view(labels_), mode="inner")] = colour
+            pair.append(rgb)
+        panels.append(np.concatenate(pair, axis=1))
+    width = max(panel.shape[1] for panel in panels)
+    figure = np.concatenate([np.pad(p, ((0, 2), (0, width - p.shape[1]), (0, 0))) for p in panels], axis=0)
+    figure = np.kron(figure, np.ones((2, 2, 1)))  # 2x: outlines visible at docs width
+    imsave(path, (figure * 255).astype(np.uint8), check_contrast=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/gonuclear_mini"))
     parser.add_argument("--model", default="nuclei")
+    parser.add_argument("--figure", type=Path, help="also draw the first stack's default labelling here (.png)")
     args = parser.parse_args()
     model = nu.load_model(args.model, device="cpu")
     rows = list(csv.DictReader(open(args.data / "index.csv")))
@@ -77,6 +102,8 @@ def main() -> None:
             objects = len(np.unique(labels)) - 1
             ap = average_precision(labels.astype(np.int64), truth.astype(np.int64))
             results.append((row["id"], name, ap, objects, int(truth.max()), seconds))
+            if args.figure and row is rows[0] and name == "volume (estimated size)":
+                outline_figure(image, truth, labels, args.figure)
             print(f"{row['id']} {name}: AP@0.5 {results[-1][2][0.5]:.3f}, {objects} objects "
                   f"({int(truth.max())} true), {seconds:.1f} s", flush=True)
     print("\n| method | " + " | ".join(row["id"] for row in rows) + " | mean AP@0.5 | mean AP@0.75 |")

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 import napari_unet as nu
 from napari_unet.cli import main
-from napari_unet.inference.denoise import NOISE_FREE, TRUNCATE, SmoothedPlane, choose_sigma, noise_ratio
+from napari_unet.inference.denoise import MAX_SIGMA, NOISE_FREE, TRUNCATE, SmoothedPlane, choose_sigma, noise_ratio
 from napari_unet.inference.layout import describe_image
 from napari_unet.inference.reading import read_for_model
 from napari_unet.synth import SynthConfig, synth_image
@@ -28,7 +28,7 @@ def test_the_noise_ratio_tells_a_noisy_image_from_a_clean_one(clean_and_noisy):
     clean, noisy, _ = clean_and_noisy
     assert noise_ratio(clean) < NOISE_FREE < noise_ratio(noisy)
     assert choose_sigma(noise_ratio(clean)) == 0.0
-    assert choose_sigma(0.1) > choose_sigma(NOISE_FREE + 1e-3) > 1.0
+    assert MAX_SIGMA == choose_sigma(1.0) > choose_sigma(0.1) > choose_sigma(NOISE_FREE + 1e-3) > 1.0
     assert noise_ratio(np.full((20, 20), 7.0)) == 0.0
 
 

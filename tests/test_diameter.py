@@ -139,3 +139,27 @@ def test_object_intensity_is_read_in_the_models_polarity():
 def test_models_without_a_working_diameter_are_not_estimated(tiny_model):
     with pytest.raises(ValueError, match="has no working diameter"):
         nu.estimate_diameter(np.zeros((32, 32), np.float32), tiny_model, device="cpu")
+
+
+def test_a_z_stacks_size_is_the_median_over_its_planes_and_their_disagreement_is_said(tiny_model, monkeypatch):
+    from napari_unet.inference import diameter
+    from napari_unet.inference.diameter import DiameterEstimate, estimate_stack
+    from napari_unet.inference.reading import read_for_model
+
+    measured = []
+
+    def per_plane(plane, reading, probes=None):
+        measured.append(plane.index)
+        return DiameterEstimate(diameter={10: 5.0}.get(plane.index, 15.0 + plane.index / 10), probes=())
+
+    monkeypatch.setattr(diameter, "estimate_from_probes", per_plane)
+    stack = np.zeros((21, 16, 16), np.float32)
+    z = read_for_model(stack, tiny_model, nu.SegmentConfig(device="cpu", axes="ZYX", diameter=1.0))
+    estimate = estimate_stack(stack, z)
+    # planes 4, 7, 10, 13, 16: the middle one's 5 px is outvoted, and named as the rival;
+    # sections at random heights are pi / 4 of a ball's diameter
+    assert measured == [4, 7, 10, 13, 16]
+    assert estimate.diameter == pytest.approx(15.7 * 4 / np.pi) and estimate.rival == pytest.approx(5.0 * 4 / np.pi)
+    measured.clear()
+    t = read_for_model(stack, tiny_model, nu.SegmentConfig(device="cpu", axes="TYX", diameter=1.0))
+    assert estimate_stack(stack, t).diameter == 5.0 and measured == [10]  # frames: the middle one

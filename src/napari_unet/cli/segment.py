@@ -55,7 +55,7 @@ def _report_read(name: str, read) -> None:
     if read.diameter is not None and read.estimated:
         print(f"{name}: object diameter estimated at {read.diameter:.1f} px", file=sys.stderr)
     if read.denoise > 0:
-        print(f"{name}: smoothed with a {read.denoise:.1f} px Gaussian before the network (--denoise 0: never)",
+        print(f"note: {name}: smoothed with a {read.denoise:.1f} px Gaussian before the network (--denoise 0: never)",
               file=sys.stderr)
 
 

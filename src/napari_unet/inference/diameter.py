@@ -55,6 +55,10 @@ INTENSITY_WEIGHT = 0.25
 # of it, makes the estimate uncertain (the user is told to check it)
 RIVAL_RATIO = 3.0
 RIVAL_MARGIN = 0.03
+# planes of a Z stack whose estimates make its size (see estimate_stack)
+STACK_PLANES = 5
+# a ball's diameter over its mean section at a random height (see estimate_stack)
+BALL_SECTION = 4 / np.pi
 # the "stable" rule: the objects a probe pair needs (each), and the octaves of size
 # disagreement within which a pair far from the chosen one is a rival
 STABLE_MIN_OBJECTS = 10
@@ -216,6 +220,34 @@ def estimate_from_probes(plane, reading, probes=None) -> DiameterEstimate:
     sizing = (model.diameter, model.diameter_bias, model.diameter_rule)
     return DiameterEstimate(diameter=choose_diameter(probes, *sizing), probes=tuple(probes),
                             rival=rival_diameter(probes, *sizing))
+
+
+def estimate_stack(image, reading, middle_probes=None) -> DiameterEstimate:
+    """The object size of ``image``: :func:`estimate_from_probes` on its middle plane, or for
+    a Z stack the median of the estimates of :data:`STACK_PLANES` planes spread over its
+    middle 60 %, times 4 / pi (``middle_probes``: the middle plane's, if already computed).
+
+    One plane can be a bad sample of a stack: on a GoNuclear ovule stack the middle plane
+    gave 5 px for 24 px nuclei while the other six planes measured said 15-20 px. A plane
+    cuts most nuclei away from their equator, and the mean section of a ball cut at a random
+    height is pi / 4 of its diameter: the factor gives the nuclei's own size (on the two
+    GoNuclear stacks 3-D AP@0.5 0.54 -> 0.64 and 0.19 -> 0.28). When the planes' estimates
+    are :data:`RIVAL_RATIO` times apart, the one farthest from the median is the rival."""
+    layout = reading.layout
+    middle = layout.planes // 2
+    if layout.stack_axis != "Z" or layout.planes < 3:
+        return estimate_from_probes(reading.input_plane(image, middle), reading, middle_probes)
+    spread = np.linspace(0.2 * (layout.planes - 1), 0.8 * (layout.planes - 1), STACK_PLANES)
+    estimates = [estimate_from_probes(reading.input_plane(image, int(index)), reading)
+                 for index in sorted(set(np.round(spread).astype(int).tolist()))]
+    found = np.array([e.diameter for e in estimates if e.diameter is not None])
+    centre = estimates[len(estimates) // 2]
+    if found.size == 0:
+        return DiameterEstimate(diameter=None, probes=centre.probes)
+    median = float(np.median(found))
+    farthest = float(found[np.argmax(np.abs(np.log(found / median)))])
+    rival = farthest * BALL_SECTION if max(farthest / median, median / farthest) >= RIVAL_RATIO else None
+    return DiameterEstimate(diameter=median * BALL_SECTION, probes=centre.probes, rival=rival)
 
 
 def choose_channel(image, reading) -> tuple[int, tuple[ScaleProbe, ...]]:

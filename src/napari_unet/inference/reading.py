@@ -21,7 +21,7 @@ from ..events import ImageRead
 from ..models import SegmentationModel, load_model
 from .appearance import Appearance, detect_appearance, intensity_range
 from .denoise import SmoothedPlane, choose_sigma, noise_ratio
-from .diameter import DiameterEstimate, choose_channel, estimate_from_probes
+from .diameter import DiameterEstimate, choose_channel, estimate_stack
 from .layout import ImageLayout, PlaneView, describe_image
 from .rescale import RescaledPlane, is_unit, scaled_length
 from .runner import TilePlan, TileRunner, TileSource, plan_tiling
@@ -189,7 +189,7 @@ def read_for_model(image, model, config: PredictConfig) -> Reading:
     if config.diameter is not None:
         return dataclasses.replace(reading, diameter=float(config.diameter),
                                    factor=model.diameter / float(config.diameter))
-    estimate = estimate_from_probes(plane, reading, probes if probes and config.invert is None else None)
+    estimate = estimate_stack(image, reading, probes if probes and config.invert is None else None)
     if estimate.diameter is None:
         return reading
     return dataclasses.replace(reading, diameter=estimate.diameter, estimated=True,
@@ -202,7 +202,8 @@ def estimate_diameter(image, model="nuclei", config=None, **options) -> Diameter
     Parameters
     ----------
     image : array
-        As for :func:`napari_unet.segment`; the middle plane of a stack is measured.
+        As for :func:`napari_unet.segment`; the middle plane of a time series is measured,
+        five planes of a Z stack (their median).
     model : SegmentationModel, str or path
         Must have a working diameter (``model.diameter``).
     config : PredictConfig, optional
@@ -220,5 +221,4 @@ def estimate_diameter(image, model="nuclei", config=None, **options) -> Diameter
     if reading.model.diameter is None:
         raise ValueError(f"model {reading.model.name!r} has no working diameter: it segments images at "
                          "their own scale")
-    plane = reading.input_plane(image, reading.layout.planes // 2)
-    return estimate_from_probes(plane, dataclasses.replace(reading, diameter=None, factor=1.0))
+    return estimate_stack(image, dataclasses.replace(reading, diameter=None, factor=1.0))
