@@ -79,6 +79,7 @@ def with_confident_cells(model, checked: list[CheckedAnnotation], held_out, *, d
     labelling = model.labelling
     settings = dict(threshold=labelling.threshold, foreground=labelling.foreground,
                     split_depth=labelling.split_depth, min_size=int(round(labelling.min_size / factor**2)))
+    clearance = diameter or annotated_diameter(checked)
     result = []
     for index, item in enumerate(checked):
         probabilities = predict_probabilities(item.image, model, axes=item.axes, diameter=diameter,
@@ -88,6 +89,5 @@ def with_confident_cells(model, checked: list[CheckedAnnotation], held_out, *, d
             keep_out = np.zeros(item.labels.shape, bool)
             keep_out[held_out.window] = True
         labels = probabilities_to_labels(probabilities, **settings)
-        result.append(add_confident_cells(item, probabilities, labels, diameter or annotated_diameter(checked),
-                                          keep_out))
+        result.append(add_confident_cells(item, probabilities, labels, clearance, keep_out))
     return result
