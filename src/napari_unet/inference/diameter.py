@@ -238,7 +238,8 @@ def estimate_stack(image, reading, middle_probes=None) -> DiameterEstimate:
     if layout.stack_axis != "Z" or layout.planes < 3:
         return estimate_from_probes(reading.input_plane(image, middle), reading, middle_probes)
     spread = np.linspace(0.2 * (layout.planes - 1), 0.8 * (layout.planes - 1), STACK_PLANES)
-    estimates = [estimate_from_probes(reading.input_plane(image, int(index)), reading)
+    estimates = [estimate_from_probes(reading.input_plane(image, index), reading,
+                                      middle_probes if index == middle else None)
                  for index in sorted(set(np.round(spread).astype(int).tolist()))]
     found = np.array([e.diameter for e in estimates if e.diameter is not None])
     centre = estimates[len(estimates) // 2]

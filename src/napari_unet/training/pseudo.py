@@ -6,14 +6,15 @@ already gets right and some it does not. :func:`add_confident_cells` segments ea
 image with the starting model and adds, outside the annotation, the objects it is sure of
 (mean probability of their predicted class at least :data:`CONFIDENT`) with a ring of
 background around them, and the background it is sure of (:data:`CONFIDENT_BACKGROUND`),
-away from every object it is not sure of. Everything else stays ignored.
+away from every object it is not sure of. Everything else stays ignored. Nothing is added
+within a cell's diameter of the user's annotation (whose cut cells continue there) nor in
+the window of the held-out cells, so the check that tuning helps still scores only what the
+user painted.
 
 How sure (shipped ``nuclei``, true diameters, objects matched at IoU > 0.5): of the objects
 with a mean probability of 0.85 or more, 100 % were right on 6 Coelho U2OS images (71 % of
 the objects kept), 100 % on 3 CTC HeLa images (60 %), 86 % on 4 ISBI 2014 Pap smears (31 %;
-43 % of all its objects are right), 100 % on 2 Kromp tissue sections (1 %). Nothing is added within a cell's diameter of
-the user's annotation (whose cut cells continue there) nor in the window of the held-out
-cells, so the check that tuning helps still scores only what the user painted.
+43 % of all its objects are right), 100 % on 2 Kromp tissue sections (1 %).
 """
 
 from __future__ import annotations
@@ -77,8 +78,7 @@ def with_confident_cells(model, checked: list[CheckedAnnotation], held_out, *, d
     from ..inference.segment import predict_probabilities
 
     labelling = model.labelling
-    settings = dict(threshold=labelling.threshold, foreground=labelling.foreground,
-                    split_depth=labelling.split_depth, min_size=int(round(labelling.min_size / factor**2)))
+    settings = dataclasses.asdict(dataclasses.replace(labelling, min_size=int(round(labelling.min_size / factor**2))))
     clearance = diameter or annotated_diameter(checked)
     result = []
     for index, item in enumerate(checked):
