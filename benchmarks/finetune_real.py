@@ -18,7 +18,8 @@ random-placed) for the time budget; and the same architecture trained from scrat
 same cells for the same time (at ``--scratch-at`` cell counts, 20 by default, to keep the run
 near an hour on two cores); with ``--self-training`` also the same cells fine-tuned with
 ``TrainConfig.confident_cells`` (the start's confident predictions elsewhere in the image
-learned too). AP@0.5 is the mean over the scored images, every model run
+learned too), and with ``--variant NAME:OPTION=VALUE`` the same cells fine-tuned with other
+TrainConfig options (e.g. ``decoder:trainable=decoder``). AP@0.5 is the mean over the scored images, every model run
 with its defaults (diameter estimated per image). A second score is the user's own case: the
 rest of the annotated image (its largest strip beside the annotated rectangle), fine-tuned
 against zero-shot. The groups mix many experiments (cell lines, microscopes), so the other
@@ -120,7 +121,7 @@ def train(start_model, image, labels, region, minutes: float, options: dict, scr
 
 
 def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, scratch_at,
-              options: dict, compare_at: int = COMPARE_PLACEMENT_AT, self_training: bool = False) -> list[dict]:
+              options: dict, compare_at: int = COMPARE_PLACEMENT_AT, variants: dict | None = None) -> list[dict]:
     chosen = max(samples, key=lambda s: len(np.unique(s.labels)))
     image, labels = chosen.image, chosen.labels
     scored = [s for s in samples if s is not chosen]
@@ -133,16 +134,16 @@ def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, sc
     places = starts(image, labels, model, rng)
     for cells in cell_counts:
         runs = [("fine-tuned", "uncertainty", model)]
+        # the same cells fine-tuned with other TrainConfig options (--variant, --self-training)
+        runs += [(name, "uncertainty", model) for name in variants or {}]
         if cells in scratch_at:  # the same cells and minutes, starting from random weights
             runs.append(("from scratch", "uncertainty", scratch_model))
         if cells == compare_at:  # the same number of cells placed at random
             runs.append(("fine-tuned", "random", model))
-        if self_training:  # the same cells, with the start's confident predictions elsewhere learned too
-            runs.append(("self-training", "uncertainty", model))
         for method, placement, initial in runs:
             region = region_with_cells(labels, places[placement], cells)
             tuned, seconds = train(initial, image, annotation(labels, region), region, minutes,
-                                   dict(options, confident_cells=method == "self-training"),
+                                   dict(options, **(variants or {}).get(method, {})),
                                    scratch=method == "from scratch")
             rest = rest_of_image(image, labels, region)
             kept = tuned.history[-1].get("held_out", {}).get("kept", "")
@@ -151,6 +152,21 @@ def run_group(name, samples, model, scratch_model, cell_counts, minutes, rng, sc
                          "rest_ap50": ap_on(tuned, *rest), "rest_zero_shot": ap_on(model, *rest), "kept": kept})
             print(rows[-1], flush=True)
     return rows
+
+
+def variant(text: str) -> tuple[str, dict]:
+    """``NAME:OPTION=VALUE[,OPTION=VALUE]`` -> (NAME, TrainConfig options); values read as JSON
+    where they parse (numbers, true/false), else kept as strings."""
+    name, _, assignments = text.partition(":")
+    options = {}
+    for assignment in filter(None, assignments.split(",")):
+        key, _, value = assignment.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    nu.TrainConfig(**options)  # an unknown option or a bad value stops the run before it starts
+    return name, options
 
 
 def experiment_groups(args) -> dict[str, list]:
@@ -189,6 +205,9 @@ def main() -> None:
                         help="cell count at which randomly placed cells are also tried (0: never)")
     parser.add_argument("--self-training", action="store_true",
                         help="also fine-tune with TrainConfig.confident_cells (the start's confident predictions)")
+    parser.add_argument("--variant", action="append", default=[], type=variant,
+                        help="NAME:OPTION=VALUE[,OPTION=VALUE]: also fine-tune the same cells with these TrainConfig "
+                        "options (repeatable), e.g. decoder:trainable=decoder")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     model = nu.load_model(args.model, device="cpu")
@@ -199,6 +218,9 @@ def main() -> None:
     groups = experiment_groups(args) if args.experiments else {
         name: [s for s in read_annotated((args.data or [Path("../shared/data/dsb2018")])[0], split=args.split)
                if GROUPS[name](s)] for name in (args.groups or ",".join(GROUPS)).split(",")}
+    variants = dict(args.variant)
+    if args.self_training:
+        variants["self-training"] = {"confident_cells": True}
     rows = []
     for name, samples in groups.items():
         chosen = max(samples, key=lambda s: len(np.unique(s.labels)))
@@ -206,7 +228,7 @@ def main() -> None:
         rows += run_group(name, samples, model, scratch, [int(c) for c in args.cells.split(",")], args.minutes,
                           np.random.default_rng(0), [int(c) for c in args.scratch_at.split(",")],
                           {"learning_rate": args.learning_rate, "anchor": args.anchor}, args.compare_placement_at,
-                          args.self_training)
+                          variants)
     print("\n| group | method | placement | cells | AP@0.5 other images | AP@0.5 rest of the image (zero-shot) "
           "| minutes | kept |\n|---|---|---|---|---|---|---|---|")
     for row in rows:

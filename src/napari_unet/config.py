@@ -20,6 +20,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CLASS_NAMES = ("background", "interior", "boundary")
 SEEDS = ("distance", "interior")
 Z_LABELLINGS = ("volume", "link")
+TRAINABLE = ("all", "decoder", "normalisation")
 # axis letters an image may be described with (napari_unet.inference.layout)
 AXES_LETTERS = "TZCYX"
 
@@ -79,10 +80,8 @@ class ModelConfig:
     def __post_init__(self):
         if not isinstance(self.arch, str) or not self.arch:
             raise ValueError(f"arch must be an architecture name, got {self.arch!r}")
-        check_positive_int("depth", self.depth)
-        check_positive_int("base_channels", self.base_channels)
-        check_positive_int("in_channels", self.in_channels)
-        check_positive_int("out_channels", self.out_channels, minimum=2)
+        for name in ("depth", "base_channels", "in_channels", "out_channels"):
+            check_positive_int(name, getattr(self, name), minimum=2 if name == "out_channels" else 1)
         check_choice("padding", self.padding, PADDINGS)
         check_choice("upsampling", self.upsampling, UPSAMPLINGS)
         if not 0.0 <= float(self.dropout) < 1.0:
@@ -347,6 +346,9 @@ class TrainConfig(_Replaceable):
     confident_cells : bool
         Self-training: the starting model's confident objects and background outside the
         annotation are learned too (:mod:`napari_unet.training.pseudo`).
+    trainable : {"all", "decoder", "normalisation"}
+        What fine-tuning changes: every weight, all but the encoder, or the normalisation
+        layers' scales and shifts and the output layer.
     """
 
     iterations: int = 300
@@ -370,24 +372,21 @@ class TrainConfig(_Replaceable):
     holdout: float = 0.25
     keep_worse: bool = False
     confident_cells: bool = False
+    trainable: str = "all"
 
     def __post_init__(self):
-        check_positive_number("diameter", self.diameter, optional=True)
-        check_non_negative_number("anchor", self.anchor)
-        check_bool("confident_cells", self.confident_cells)
         if not 0 <= self.holdout <= 0.5:
             raise ValueError(f"holdout must be a share of the annotated cells in [0, 0.5], got {self.holdout!r}")
-        check_positive_number("minutes", self.minutes, optional=True)
-        check_positive_int("iterations", self.iterations)
-        check_positive_int("batch_size", self.batch_size)
-        check_positive_int("patch_size", self.patch_size, minimum=8)
-        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        check_choice("precision", self.precision, PRECISIONS)
-        check_positive_number("learning_rate", self.learning_rate)
-        check_positive_int("validate_every", self.validate_every)
-        check_positive_int("workers", self.workers, minimum=0)
-        check_non_negative_number("w0", self.w0)
-        check_positive_number("sigma", self.sigma)
+        check_bool("confident_cells", self.confident_cells)
+        for name, choices in (("optimizer", ("adam", "sgd")), ("precision", PRECISIONS), ("trainable", TRAINABLE)):
+            check_choice(name, getattr(self, name), choices)
+        for name, minimum in (("iterations", 1), ("batch_size", 1), ("patch_size", 8), ("validate_every", 1),
+                              ("workers", 0)):
+            check_positive_int(name, getattr(self, name), minimum=minimum)
+        for name in ("diameter", "minutes", "learning_rate", "sigma"):
+            check_positive_number(name, getattr(self, name), optional=name in ("diameter", "minutes"))
+        for name in ("anchor", "w0"):
+            check_non_negative_number(name, getattr(self, name))
 
 
 def config_from_dict(cls, data: dict):

@@ -347,20 +347,23 @@ def iter_finetune(model, images, labels, *, regions=None, validation: Sequence |
     """
     config = config or TrainConfig()
     run = _Training(model, images, labels, regions, validation, config, augmentation, sampling)
-    yield from run.before_training()
-    done = 0
-    while done < config.iterations:
-        for event in run.step(done):
-            yield event
-            if isinstance(event, TrainFinished):
-                return
-        done += 1
-        last = done == config.iterations or run.out_of_time()
-        if run.checks and (done % config.validate_every == 0 or last):
-            yield run.validate(done)
-        if last:
-            break
-    yield run.finish(done)
+    try:
+        yield from run.before_training()
+        done = 0
+        while done < config.iterations:
+            for event in run.step(done):
+                yield event
+                if isinstance(event, TrainFinished):
+                    return
+            done += 1
+            last = done == config.iterations or run.out_of_time()
+            if run.checks and (done % config.validate_every == 0 or last):
+                yield run.validate(done)
+            if last:
+                break
+        yield run.finish(done)
+    finally:  # weights frozen for this run (TrainConfig.trainable) are free again for the next
+        run.network.requires_grad_(True)
 
 
 def finetune(model, images, labels, *, regions=None, validation=None, config: TrainConfig | None = None,

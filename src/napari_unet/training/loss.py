@@ -46,11 +46,39 @@ def weighted_loss(heads: list[torch.Tensor], classes: torch.Tensor, weights: tor
     return torch.stack(losses).mean()
 
 
+NORMALISATIONS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm)
+# top-level modules of the output layers (U-Net: head; UNet++: heads)
+OUTPUT_LAYERS = ("head", "heads")
+
+
+def trainable_parameters(network, part: str) -> list[torch.nn.Parameter]:
+    """The parameters fine-tuning changes (``TrainConfig.trainable``): all of them, all but
+    the encoder's, or the normalisation layers' and the output layer's. The rest are frozen
+    (``requires_grad`` off, so the backward pass skips them)."""
+    named = list(network.named_parameters())
+    if part == "all":
+        chosen = {id(p) for _, p in named}
+    elif part == "decoder":
+        chosen = {id(p) for name, p in named if name.split(".")[0] != "encoder"}
+    else:
+        norms = [p for module in network.modules() if isinstance(module, NORMALISATIONS)
+                 for p in module.parameters(recurse=False)]
+        if not norms:
+            raise ValueError(f"trainable={part!r}: the network has no normalisation layers to train "
+                             "(choose 'all' or 'decoder')")
+        chosen = {id(p) for p in norms} | {id(p) for name, p in named if name.split(".")[0] in OUTPUT_LAYERS}
+    for _, parameter in named:
+        parameter.requires_grad_(id(parameter) in chosen)
+    return [p for _, p in named if id(p) in chosen]
+
+
 def make_optimizer(network, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, or SGD with the U-Net paper's momentum of 0.99."""
+    """Adam, or SGD with the U-Net paper's momentum of 0.99, over the parameters
+    ``config.trainable`` names (the others frozen)."""
+    parameters = trainable_parameters(network, config.trainable)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(network.parameters(), lr=config.learning_rate, momentum=0.99)
-    return torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=0.99)
+    return torch.optim.Adam(parameters, lr=config.learning_rate)
 
 
 def learning_rate_factor(progress: float) -> float:
