@@ -1,10 +1,11 @@
 """Z stacks: 3-D objects scored in 3-D, on real annotated stacks.
 
     python benchmarks/stacks.py --data data/gonuclear_mini            # the table in docs/benchmarks.md
+    python benchmarks/stacks.py --data data/qcanet                    # its second source
     python benchmarks/stacks.py --data data/gonuclear_mini --model checkpoints/nuclei-v2.safetensors
 
 A folder of ``images/<id>.tif`` and ``masks/<id>.tif`` (Z, Y, X) with 3-D instance labels
-(``benchmarks/data/build_gonuclear_mini.py`` writes one). Each stack is segmented as a Z
+(``benchmarks/data/build_gonuclear_mini.py`` and ``build_qcanet.py`` write one). Each stack is segmented as a Z
 stack (``axes="ZYX"``) and scored with 3-D objects: AP@tau = TP / (TP + FP + FN) at a 3-D
 IoU > tau. Methods: the planes' probabilities labelled as one volume (the default,
 ``z_labelling="volume"``, with the z step of the index's voxel size) with the diameter

@@ -168,6 +168,31 @@ def test_gonuclear_mini_writes_zyx_stacks_with_voxel_size(tmp_path, monkeypatch)
     assert json.loads((out / "SOURCE.json").read_text())["commit"] == commit
 
 
+def test_qcanet_labels_the_binary_masks_as_3d_objects_with_the_relative_spacing(tmp_path):
+    module = load_build("build_qcanet")
+    raw = np.random.default_rng(6).integers(0, 900, (5, 10, 12), dtype=np.uint16)
+    mask = np.zeros((5, 10, 12), np.uint8)
+    mask[0:3, 1:4, 1:4] = 255  # one nucleus over three planes
+    mask[2:5, 5:9, 6:11] = 255  # another, apart from it in every plane
+    files = {f"example_datasets/images_{kind}/8_cell_stage.tif": tif_bytes(data)
+             for kind, data in (("raw", raw), ("nsn", mask))}
+    files["example_datasets/images_raw/16_cell_stage.tif"] = tif_bytes(raw)  # no mask: skipped
+    git_dir, commit = make_repository(tmp_path / "repo", files)
+    out = tmp_path / "out"
+    assert module.main(["--git-dir", str(git_dir), "--out", str(out)],
+                       source=dataclasses.replace(module.SOURCE, commit=commit)) == 0
+    with open(out / "index.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [(row["id"], row["n_objects"], row["voxel_size_zyx_um"]) for row in rows] == [
+        ("embryo_8cell", "2", "2.1800 1.0000 1.0000")]
+    masks = tifffile.imread(out / "masks" / "embryo_8cell.tif")
+    assert masks.dtype == np.uint16 and sorted(np.unique(masks)) == [0, 1, 2]
+    assert len(np.unique(masks[0:3, 1:4, 1:4])) == 1 and masks[1, 2, 2] != masks[3, 6, 7]  # one id per object
+    with tifffile.TiffFile(out / "images" / "embryo_8cell.tif") as handle:
+        assert handle.imagej_metadata["unit"] == "pixel" and handle.imagej_metadata["spacing"] == pytest.approx(2.18)
+        assert np.array_equal(handle.asarray(), raw)
+
+
 def test_gonuclear_mini_reads_the_checked_in_hdf5_layout():
     h5py = pytest.importorskip("h5py")
     import io

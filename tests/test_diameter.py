@@ -163,3 +163,31 @@ def test_a_z_stacks_size_is_the_median_over_its_planes_and_their_disagreement_is
     measured.clear()
     t = read_for_model(stack, tiny_model, nu.SegmentConfig(device="cpu", axes="TYX", diameter=1.0))
     assert estimate_stack(stack, t).diameter == 5.0 and measured == [10]  # frames: the middle one
+
+
+def test_a_sparse_stacks_planes_pool_their_objects_for_the_estimate(tiny_model, monkeypatch):
+    from napari_unet.inference import diameter
+    from napari_unet.inference.diameter import DiameterEstimate, ScaleProbe, estimate_stack, pool_probes
+    from napari_unet.inference.reading import read_for_model
+
+    def two_nuclei(plane, reading, probes=None):  # too few in any one plane for a probe to count
+        probe = ScaleProbe(factor=1.0, objects=2, diameter=20.0, confidence=0.8, intensity=0.5,
+                           sizes=(18.0 + plane.index / 10, 22.0))
+        return DiameterEstimate(diameter=None, probes=(probe,))
+
+    monkeypatch.setattr(diameter, "estimate_from_probes", two_nuclei)
+    monkeypatch.setattr(tiny_model, "diameter", 20.0)  # the confidence rule needs a working diameter
+    stack = np.zeros((21, 16, 16), np.float32)
+    z = read_for_model(stack, tiny_model, nu.SegmentConfig(device="cpu", axes="ZYX", diameter=1.0))
+    estimate = estimate_stack(stack, z)
+    pooled = estimate.probes
+    assert len(pooled) == 1 and pooled[0].objects == 10 and pooled[0].confidence == pytest.approx(0.8)
+    assert pooled[0].diameter == pytest.approx(np.median([18.4, 18.7, 19.0, 19.3, 19.6] + [22.0] * 5))
+    expected = pooled[0].diameter / tiny_model.diameter_bias * 4 / np.pi
+    assert estimate.diameter == pytest.approx(expected)
+    # a factor no plane found objects at stays empty; intensities are weighted by objects
+    empty = ScaleProbe(factor=2.0, objects=0, diameter=float("nan"), confidence=0.4)
+    busy = ScaleProbe(factor=2.0, objects=3, diameter=5.0, confidence=0.6, intensity=0.9, sizes=(5.0,) * 3)
+    mixed = pool_probes([(empty,), (busy,)])[0]
+    assert mixed.objects == 3 and mixed.intensity == pytest.approx(0.9) and mixed.confidence == pytest.approx(0.5)
+    assert np.isnan(pool_probes([(empty,)])[0].diameter)

@@ -105,7 +105,8 @@ def stacks(tree, limit=None):
         yield f"ovule_{name}", image, labels, content["voxel_size"], f"ovule-{name}"
 
 
-def write_stacks(out, source: Source, items) -> list[dict]:
+def write_stacks(out, source: Source, items, unit: str = "um") -> list[dict]:
+    """The stacks as ImageJ TIFFs (voxel size in ``unit``), ``index.csv`` and ``SOURCE.json``."""
     import tifffile
 
     out = Path(out)
@@ -114,7 +115,7 @@ def write_stacks(out, source: Source, items) -> list[dict]:
     rows = []
     for name, image, labels, voxel, group in items:
         z, y, x = voxel
-        options = {"imagej": True, "resolution": (1 / x, 1 / y), "metadata": {"spacing": z, "unit": "um",
+        options = {"imagej": True, "resolution": (1 / x, 1 / y), "metadata": {"spacing": z, "unit": unit,
                                                                              "axes": "ZYX"}}
         tifffile.imwrite(out / "images" / f"{name}.tif", image, **options)
         tifffile.imwrite(out / "masks" / f"{name}.tif", labels, **options)

@@ -34,7 +34,7 @@ Chosen on the 8 Usiigaci ``train`` images at 4 zooms (10-70 px cells): 91 % with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -88,6 +88,7 @@ class ScaleProbe:
     diameter: float
     confidence: float
     intensity: float = 0.0
+    sizes: tuple[float, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,10 @@ def probe(plane, reading, factor: float, scale) -> ScaleProbe:
     whole = np.setdiff1d(np.flatnonzero(areas), np.append(edge, 0))
     foreground = probabilities[0] < 0.5
     confidence = float(probabilities.max(axis=0)[foreground].mean()) if foreground.any() else 0.0
-    diameter = float(np.median(2 * np.sqrt(areas[whole] / np.pi)) / factor) if whole.size else float("nan")
+    sizes = tuple((2 * np.sqrt(areas[whole] / np.pi) / factor).tolist())
+    diameter = float(np.median(sizes)) if sizes else float("nan")
     return ScaleProbe(factor=float(factor), objects=int(whole.size), diameter=diameter, confidence=confidence,
+                      sizes=sizes,
                       intensity=_object_intensity(source, labels, whole))
 
 
@@ -222,17 +225,43 @@ def estimate_from_probes(plane, reading, probes=None) -> DiameterEstimate:
                             rival=rival_diameter(probes, *sizing))
 
 
+def pool_probes(probe_sets) -> tuple[ScaleProbe, ...]:
+    """The probes of several planes as one per factor: their whole objects together (the
+    median of all their diameters), the planes' mean confidence and the objects' mean
+    intensity. A sparse stack (a few nuclei a plane) has too few objects in any one plane
+    for a probe to count (:data:`MIN_OBJECTS`), or a median that a speck decides."""
+    by_factor: dict[float, list[ScaleProbe]] = {}
+    for probes in probe_sets:
+        for one in probes:
+            by_factor.setdefault(one.factor, []).append(one)
+    pooled = []
+    for factor, group in sorted(by_factor.items()):
+        sizes = tuple(size for one in group for size in one.sizes)
+        counted = [one for one in group if one.objects]
+        intensity = (float(np.average([one.intensity for one in counted], weights=[one.objects for one in counted]))
+                     if counted else 0.0)
+        pooled.append(ScaleProbe(factor=factor, objects=len(sizes),
+                                 diameter=float(np.median(sizes)) if sizes else float("nan"),
+                                 confidence=float(np.mean([one.confidence for one in group])),
+                                 intensity=intensity, sizes=sizes))
+    return tuple(pooled)
+
+
 def estimate_stack(image, reading, middle_probes=None) -> DiameterEstimate:
     """The object size of ``image``: :func:`estimate_from_probes` on its middle plane, or for
-    a Z stack the median of the estimates of :data:`STACK_PLANES` planes spread over its
-    middle 60 %, times 4 / pi (``middle_probes``: the middle plane's, if already computed).
+    a Z stack :func:`choose_diameter` over the probes of :data:`STACK_PLANES` planes spread
+    over its middle 60 %, pooled (:func:`pool_probes`), times 4 / pi (``middle_probes``: the
+    middle plane's, if already computed).
 
     One plane can be a bad sample of a stack: on a GoNuclear ovule stack the middle plane
-    gave 5 px for 24 px nuclei while the other six planes measured said 15-20 px. A plane
-    cuts most nuclei away from their equator, and the mean section of a ball cut at a random
-    height is pi / 4 of its diameter: the factor gives the nuclei's own size (on the two
-    GoNuclear stacks 3-D AP@0.5 0.54 -> 0.64 and 0.19 -> 0.28). When the planes' estimates
-    are :data:`RIVAL_RATIO` times apart, the one farthest from the median is the rival."""
+    gave 5 px for 24 px nuclei while the other six planes measured said 15-20 px; on a mouse
+    embryo stack (QCANet, 1-6 nuclei a plane) no plane had enough nuclei at the right scale
+    for its own estimate, and the median of the planes' estimates came out at 8.6 px for
+    ~20 px nuclei. A plane cuts most nuclei away from their equator, and the mean section of
+    a ball cut at a random height is pi / 4 of its diameter: the factor gives the nuclei's
+    own size. The planes' own estimates still say when the stack disagrees with itself: when
+    they are :data:`RIVAL_RATIO` times apart, the one farthest from their median is the
+    rival (else the pooled probes' rival)."""
     layout = reading.layout
     middle = layout.planes // 2
     if layout.stack_axis != "Z" or layout.planes < 3:
@@ -241,14 +270,23 @@ def estimate_stack(image, reading, middle_probes=None) -> DiameterEstimate:
     estimates = [estimate_from_probes(reading.input_plane(image, index), reading,
                                       middle_probes if index == middle else None)
                  for index in sorted(set(np.round(spread).astype(int).tolist()))]
+    model = reading.model
+    sizing = (model.diameter, model.diameter_bias, model.diameter_rule)
+    pooled = pool_probes([e.probes for e in estimates])
     found = np.array([e.diameter for e in estimates if e.diameter is not None])
-    centre = estimates[len(estimates) // 2]
-    if found.size == 0:
-        return DiameterEstimate(diameter=None, probes=centre.probes)
-    median = float(np.median(found))
-    farthest = float(found[np.argmax(np.abs(np.log(found / median)))])
-    rival = farthest * BALL_SECTION if max(farthest / median, median / farthest) >= RIVAL_RATIO else None
-    return DiameterEstimate(diameter=median * BALL_SECTION, probes=centre.probes, rival=rival)
+    diameter = choose_diameter(pooled, *sizing)
+    if diameter is None:
+        if found.size == 0:
+            return DiameterEstimate(diameter=None, probes=pooled)
+        diameter = float(np.median(found))
+    rival = rival_diameter(pooled, *sizing)
+    if found.size:
+        median = float(np.median(found))
+        farthest = float(found[np.argmax(np.abs(np.log(found / median)))])
+        if max(farthest / median, median / farthest) >= RIVAL_RATIO:
+            rival = farthest
+    return DiameterEstimate(diameter=diameter * BALL_SECTION, probes=pooled,
+                            rival=rival * BALL_SECTION if rival is not None else None)
 
 
 def choose_channel(image, reading) -> tuple[int, tuple[ScaleProbe, ...]]:

@@ -203,7 +203,7 @@ def estimate_diameter(image, model="nuclei", config=None, **options) -> Diameter
     ----------
     image : array
         As for :func:`napari_unet.segment`; the middle plane of a time series is measured,
-        five planes of a Z stack (their median).
+        five planes of a Z stack (their objects pooled; the sections' size times 4 / pi).
     model : SegmentationModel, str or path
         Must have a working diameter (``model.diameter``).
     config : PredictConfig, optional
