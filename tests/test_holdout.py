@@ -4,6 +4,7 @@ shares a cell with training, a run that does not beat the start keeps the start 
 
 import numpy as np
 import pytest
+import torch
 import tifffile
 
 import napari_unet as nu
@@ -151,3 +152,29 @@ def test_cli_writes_nothing_when_tuning_is_not_better(trained, annotated, monkey
     assert nu.load_model(out).history[-1]["held_out"]["kept"] == "fine-tuned"
     assert main(arguments + ["--holdout", "0.9", "--overwrite"]) == 2
     assert "--holdout must be a share" in capsys.readouterr().err
+
+
+def test_blend_keeps_the_halfway_weights_when_the_held_out_cells_score_them_as_well(trained, annotated, monkeypatch):
+    start = {k: v.clone() for k, v in trained.network.state_dict().items()}
+    scripted_scores(monkeypatch, [0.4, 0.5, 0.9])  # start, step 2, step 4 (the best)
+    tuned = run(trained, annotated)[-1].model.network.state_dict()  # the same seed: the same tuned weights
+    scripted_scores(monkeypatch, [0.4, 0.5, 0.9, 0.9])  # ... and the halfway blend, as good
+    finished = run(trained, annotated, CONFIG.replace(blend=True))[-1]
+    assert finished.held_out["blend"] == 0.5 and finished.held_out["kept"] == "fine-tuned"
+    assert "AP@0.5 0.40 -> 0.90: the fine-tuned model, blended 50% of the way from the start, is kept" in finished.message
+    moved = 0
+    for key, value in finished.model.network.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (start[key] + tuned[key]) / 2, atol=1e-6), key
+            moved += int(not torch.equal(start[key], tuned[key]))
+    assert moved  # tuning changed weights, so the blend is neither end
+
+
+def test_blend_that_scores_lower_leaves_the_tuned_weights(trained, annotated, monkeypatch):
+    scripted_scores(monkeypatch, [0.4, 0.5, 0.9])
+    tuned = run(trained, annotated)[-1].model.network.state_dict()
+    scripted_scores(monkeypatch, [0.4, 0.5, 0.9, 0.7])
+    finished = run(trained, annotated, CONFIG.replace(blend=True))[-1]
+    assert finished.held_out["blend"] == 1.0 and finished.held_out["after"]["ap50"] == 0.9
+    for key, value in finished.model.network.state_dict().items():
+        assert torch.equal(value, tuned[key]), key

@@ -319,17 +319,13 @@ class TrainConfig(_Replaceable):
         Flips, rotations, elastic deformation and intensity changes.
     freeze_batchnorm : bool
         Keep batch-norm statistics fixed (recommended when fine-tuning on few cells).
-    validate_every : int
-        Steps between validation scores (when held-out annotations are given).
-    seed : int
-        Seed of patch sampling, augmentation and drop-out.
+    validate_every, seed : int
+        Steps between validation scores; the seed of patch sampling, augmentation, drop-out.
     workers : int
         Background processes preparing patches (0: prepare them between steps).
-    device : str
-        "auto", "cpu", "cuda", "cuda:N" or "mps".
-    precision : {"auto", "fp32", "bf16", "fp16"}
-        Autocast precision of forward and backward passes ("auto": see
-        :class:`PredictConfig`).
+    device, precision : str
+        "auto", "cpu", "cuda", "cuda:N" or "mps"; the autocast precision, "auto", "fp32",
+        "bf16" or "fp16" (see :class:`PredictConfig`).
     diameter : float, optional
         Typical diameter (pixels) of the annotated cells. A model with a working diameter
         is trained on the images rescaled so the cells have that diameter, as prediction
@@ -349,6 +345,9 @@ class TrainConfig(_Replaceable):
     trainable : {"all", "decoder", "normalisation"}
         What fine-tuning changes: every weight, all but the encoder, or the normalisation
         layers' scales and shifts and the output layer.
+    blend : bool
+        With held-out cells: the halfway blend of the start's and the tuned weights is
+        scored too, and kept when it is at least as good (weight-space ensembling).
     """
 
     iterations: int = 300
@@ -373,11 +372,13 @@ class TrainConfig(_Replaceable):
     keep_worse: bool = False
     confident_cells: bool = False
     trainable: str = "all"
+    blend: bool = False
 
     def __post_init__(self):
         if not 0 <= self.holdout <= 0.5:
             raise ValueError(f"holdout must be a share of the annotated cells in [0, 0.5], got {self.holdout!r}")
-        check_bool("confident_cells", self.confident_cells)
+        for name in ("confident_cells", "blend", "keep_worse"):
+            check_bool(name, getattr(self, name))
         for name, choices in (("optimizer", ("adam", "sgd")), ("precision", PRECISIONS), ("trainable", TRAINABLE)):
             check_choice(name, getattr(self, name), choices)
         for name, minimum in (("iterations", 1), ("batch_size", 1), ("patch_size", 8), ("validate_every", 1),

@@ -6,7 +6,8 @@ so it can tell whether the tuned model is better than the one it started from.
 a margin of annotated background around them; training sees neither. :func:`score_held_out`
 segments a window around them as :func:`napari_unet.segment` would and scores the
 predictions there: AP@0.5 = TP / (TP + FP + FN), with the panoptic quality (the matched
-IoUs summed over TP + FP / 2 + FN / 2) to tell apart models of equal AP.
+IoUs summed over TP + FP / 2 + FN / 2) to tell apart models of equal AP. :func:`blend`
+mixes the start's and the tuned weights (``TrainConfig.blend``: the held-out cells choose).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from .annotations import CheckedAnnotation
@@ -125,3 +127,26 @@ def better(after: dict, before: dict) -> bool:
     """Whether the ``after`` scores beat ``before``: a higher AP@0.5, or the same with a
     higher panoptic quality."""
     return (after["ap50"], after["pq"]) > (before["ap50"], before["pq"])
+
+
+# TrainConfig.blend: how far from the start toward the tuned weights the blends lie
+BLEND_SHARES = (0.5,)
+
+
+def blend(start: dict, tuned: dict, share: float) -> dict[str, torch.Tensor]:
+    """The weights ``share`` of the way from ``start`` to ``tuned`` (counters: the tuned ones)."""
+    return {key: start[key] + share * (value - start[key]) if value.is_floating_point() else value
+            for key, value in tuned.items()}
+
+
+def held_out_summary(held: dict) -> str:
+    """One sentence on the held-out cells: AP@0.5 before and after, and which model is kept."""
+    change = f"on the {held['cells']} held-out cells AP@0.5 {held['before']['ap50']:.2f} -> {held['after']['ap50']:.2f}"
+    if held["improved"]:
+        share = held.get("blend", 1.0)
+        blended = "" if share == 1.0 else f", blended {share:.0%} of the way from the start,"
+        return f"{change}: the fine-tuned model{blended} is kept"
+    if held["kept"] == "fine-tuned":
+        return f"{change}, not better: the fine-tuned model is kept anyway"
+    return (f"{change}, not better: the starting model is kept (annotate more cells, or ask to keep the "
+            "fine-tuned one)")

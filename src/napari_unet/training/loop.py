@@ -24,7 +24,7 @@ from ..events import Notice, TrainFinished, TrainStep, Validation
 from ..models import SegmentationModel, load_model
 from .annotations import check_annotations, check_validation_pairs, prepare_annotations, training_scale
 from .augment import AugmentConfig
-from .holdout import MIN_CELLS, better, score_held_out, split_held_out
+from .holdout import BLEND_SHARES, MIN_CELLS, better, blend, held_out_summary, score_held_out, split_held_out
 from .loss import make_optimizer, make_scheduler, train_mode, weighted_loss
 from .patches import PatchSampler
 from .pseudo import with_confident_cells
@@ -222,26 +222,40 @@ class _Training:
     def _score_held_out(self, step: int) -> Validation:
         """Score the held-out cells; remember the start's weights (step 0) and the best tuned ones."""
         self.network.eval()
-        metrics = {"step": step, **score_held_out(self.model, self.held_out, self.held_image, diameter=self.diameter,
-                                                  device=self.device, precision=self.precision)}
+        metrics = {"step": step, **self._held_out_scores()}
         if step == 0:
             self.held_start = (metrics, _snapshot(self.network))
         elif self.held_best is None or better(metrics, self.held_best[0]):
             self.held_best = (metrics, _snapshot(self.network))
         return Validation(step=step, metrics=metrics, model=self.model)
 
+    def _held_out_scores(self) -> dict:
+        return score_held_out(self.model, self.held_out, self.held_image, diameter=self.diameter,
+                              device=self.device, precision=self.precision)
+
     def _keep_held_out_choice(self) -> dict | None:
-        """Load the weights the held-out cells choose: the best tuned ones if they beat the
-        start (or ``keep_worse``), else the start's. Returns what was measured and kept."""
+        """Load the weights the held-out cells choose: the best tuned ones (or, with
+        ``config.blend``, a blend of them with the start's, if it scores better) if they beat
+        the start (or ``keep_worse``), else the start's. Returns what was measured and kept."""
         if self.held_start is None or self.held_best is None:
             return None
         (before, start), (after, tuned) = self.held_start, self.held_best
+        share = 1.0
+        if self.config.blend and self.model.history:
+            self.network.eval()
+            for candidate in BLEND_SHARES:
+                self.network.load_state_dict(blend(start, tuned, candidate))
+                metrics = {"step": after["step"], **self._held_out_scores()}
+                if not better(after, metrics):  # a tie goes to the blend: as good here, and nearer the start
+                    after, share = metrics, candidate
+            tuned = tuned if share == 1.0 else blend(start, tuned, share)
         improved = better(after, before)
         # random starting weights (no training history) are nothing to keep
         keep_tuned = improved or self.config.keep_worse or not self.model.history
         kept = "fine-tuned" if keep_tuned else "start"
         self.network.load_state_dict(tuned if kept == "fine-tuned" else start)
-        return {"cells": self.held_out.cells, "before": before, "after": after, "improved": improved, "kept": kept}
+        return {"cells": self.held_out.cells, "before": before, "after": after, "improved": improved, "kept": kept,
+                "blend": share}
 
     def finish(self, steps: int) -> TrainFinished:
         held = self._keep_held_out_choice()
@@ -288,17 +302,6 @@ class _Training:
                 for key, value in dataclasses.asdict(augmentation).items()},
             "date": time.strftime("%Y-%m-%d"),
         }
-
-
-def held_out_summary(held: dict) -> str:
-    """One sentence on the held-out cells: AP@0.5 before and after, and which model is kept."""
-    change = f"on the {held['cells']} held-out cells AP@0.5 {held['before']['ap50']:.2f} -> {held['after']['ap50']:.2f}"
-    if held["improved"]:
-        return f"{change}: the fine-tuned model is kept"
-    if held["kept"] == "fine-tuned":
-        return f"{change}, not better: the fine-tuned model is kept anyway"
-    return (f"{change}, not better: the starting model is kept (annotate more cells, or ask to keep the "
-            "fine-tuned one)")
 
 
 def iter_finetune(model, images, labels, *, regions=None, validation: Sequence | None = None,
