@@ -204,12 +204,12 @@ def test_finetune_dock_every_control(viewer, registry, trained_model, qtbot, tmp
     use(w.minutes).value = 0.5
     use(w.iterations).value = 4
     use(w.learning_rate).value = "2e-3"
-    use(w.anchor).value = 10.0
+    use(w.anchor).value = 25.0
     use(w.keep_worse).value = True
     use(w.all_pairs).value = False
     config = w.config()
     assert (config.minutes, config.iterations, config.learning_rate, config.anchor, config.keep_worse) == \
-        (0.5, 4, 2e-3, 10.0, True)
+        (0.5, 4, 2e-3, 25.0, True)
     assert len(w.pairs()) == 1
     w.all_pairs.value = True  # the corrected segmentation is an annotated image of its own
     assert len(w.pairs()) == 2

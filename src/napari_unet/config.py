@@ -367,7 +367,7 @@ class TrainConfig(_Replaceable):
     device: str = "auto"
     precision: str = "auto"
     diameter: float | None = None
-    anchor: float = 100.0
+    anchor: float = 10.0
     holdout: float = 0.25
     keep_worse: bool = False
     confident_cells: bool = False
