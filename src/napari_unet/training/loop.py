@@ -235,7 +235,7 @@ class _Training:
 
     def _keep_held_out_choice(self) -> dict | None:
         """Load the weights the held-out cells choose: the best tuned ones (or, with
-        ``config.blend``, a blend of them with the start's, if it scores better) if they beat
+        ``config.blend``, a blend of them with the start's, if it scores as well) if they beat
         the start (or ``keep_worse``), else the start's. Returns what was measured and kept."""
         if self.held_start is None or self.held_best is None:
             return None
