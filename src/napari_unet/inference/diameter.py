@@ -274,14 +274,12 @@ def estimate_stack(image, reading, middle_probes=None) -> DiameterEstimate:
     sizing = (model.diameter, model.diameter_bias, model.diameter_rule)
     pooled = pool_probes([e.probes for e in estimates])
     found = np.array([e.diameter for e in estimates if e.diameter is not None])
-    diameter = choose_diameter(pooled, *sizing)
+    median = float(np.median(found)) if found.size else None
+    diameter = choose_diameter(pooled, *sizing) or median
     if diameter is None:
-        if found.size == 0:
-            return DiameterEstimate(diameter=None, probes=pooled)
-        diameter = float(np.median(found))
+        return DiameterEstimate(diameter=None, probes=pooled)
     rival = rival_diameter(pooled, *sizing)
-    if found.size:
-        median = float(np.median(found))
+    if median is not None:
         farthest = float(found[np.argmax(np.abs(np.log(found / median)))])
         if max(farthest / median, median / farthest) >= RIVAL_RATIO:
             rival = farthest
